@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install ftstudio into .venv in this checkout (created when missing, reused when present).
+#   ./install.sh        the studio and the CLI
+#   ./install.sh dev    also the test tools, llama-cpp-python (built from source, ~3 min once) and, through apt,
+#                       Chromium and Go for the browser and Modelfile-template tests
+#   ./install.sh gpu    also Unsloth and bitsandbytes (CUDA machines)
+set -euo pipefail
+cd "$(dirname "$0")"
+extra="${1:-}"
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  # No CUDA: take the CPU build of torch first; an unpinned torch would pull a multi-GB CUDA build.
+  "${pip[@]}" "torch==2.13.0"
+fi
+
+case "$extra" in
+  "") "${pip[@]}" -e . ;;
+  dev)
+    if command -v apt-get >/dev/null 2>&1 && { ! command -v chromium >/dev/null || ! command -v go >/dev/null; }; then
+      sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+      $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium golang-go >/dev/null
+    fi
+    # llama.cpp builds for any x86-64 CPU, not just this one, so the wheel pip caches stays portable.
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${pip[@]}" -e ".[dev,llama]" ;;
+  gpu) "${pip[@]}" -e ".[gpu]" ;;
+  *) echo "usage: ./install.sh [dev|gpu]" >&2; exit 2 ;;
+esac
+echo "ftstudio installed: .venv/bin/ftstudio"

@@ -1,0 +1,14 @@
+"""Settings for the base-model stage (the `[base_model]` table of project.toml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class BaseModelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Hugging Face hub id or local folder of the model to fine-tune.")
+    trust_remote_code: bool = Field(
+        False, description="Run Python code shipped with the model repository. Only for repositories you trust."
+    )

@@ -1,0 +1,44 @@
+"""The `ftstudio` command: one thin command per pipeline step over the core library.
+
+Each command module has `register(app)`; heavy libraries (torch, transformers, gradio) are imported inside the
+commands that need them, so `ftstudio --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from ftstudio.cli import project
+from ftstudio.cli.common import err
+from ftstudio.errors import FtError
+
+app = typer.Typer(
+    name="ftstudio",
+    help="Turn your documents into a fine-tuned language model: ingest → choose a base model → generate data "
+    "→ train → export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (project,):
+    module.register(app)
+
+
+def main() -> None:
+    """Entry point: run the app and turn library errors into a message and an exit code."""
+    try:
+        app()
+    except FtError as exc:
+        # --json promises one JSON document on stdout, failures included.
+        if "--json" in sys.argv[1:]:
+            sys.stdout.write(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}) + "\n")
+        err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        if exc.hint:
+            err.print(f"  → {exc.hint}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("stopped")
+        sys.exit(130)

@@ -1,0 +1,59 @@
+"""What every command shares: the --root and --json options, output, progress bars, error rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ftstudio.progress import Event, ProgressFn
+
+RootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Workspace root (holds projects/). Default: $FTSTUDIO_ROOT, else the current folder.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def emit(data: Any, json_mode: bool, human: Callable[[], None] | None = None) -> None:
+    """Print the command's result: `data` as JSON, or the human rendering (`human`, else the JSON pretty)."""
+    if json_mode:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    elif human is not None:
+        human()
+    else:
+        out.print_json(data=data)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressFn]:
+    """A progress callback drawing a bar on stderr (quiet when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[detail]}"),
+    ]
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task(description, total=None, detail="")
+
+        def update(event: Event) -> None:
+            bar.update(task, completed=event.done, total=event.total, detail=event.message)
+
+        yield update

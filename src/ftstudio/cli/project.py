@@ -1,0 +1,39 @@
+"""`ftstudio init` and `ftstudio projects`: the workspace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
+from ftstudio.project import Project, list_projects, resolve_root
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("projects")(projects)
+
+
+def init(
+    name: Annotated[str, typer.Argument(help="Project name: letters, digits, '-', '_', '.'.")],
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a project: projects/NAME/ with default settings in project.toml."""
+    project = Project.create(name, root)
+    emit(
+        {"name": project.name, "path": str(project.dir)},
+        json,
+        lambda: out.print(f"Created project [bold]{project.name}[/] at {project.dir}"),
+    )
+
+
+def projects(root: RootOpt = None, json: JsonOpt = False) -> None:
+    """List the projects in the workspace."""
+    names = list_projects(root)
+    emit(
+        {"root": str(resolve_root(root)), "projects": names},
+        json,
+        lambda: out.print("\n".join(names) if names else "No projects yet: create one with `ftstudio init NAME`."),
+    )

@@ -1,0 +1,49 @@
+"""One exception family for the whole library.
+
+Every message names the thing, the value and the fix. The exit code follows DESIGN.md: 2 bad usage or bad
+input (nothing changed), 3 a needed service or resource is unavailable, 1 partly done.
+"""
+
+from __future__ import annotations
+
+
+class FtError(Exception):
+    """Base of every error ftstudio raises on purpose; `exit_code` is what the CLI exits with."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  → {self.hint}" if self.hint else self.message
+
+
+class BadInput(FtError):
+    """The user's input (a name, a file, a setting) is wrong; nothing was changed."""
+
+    exit_code = 2
+
+
+class NotFound(BadInput):
+    """A project, document, run or file the user named does not exist."""
+
+
+class Unavailable(FtError):
+    """A service or resource the step needs is missing: Ollama, an API key, CUDA, disk space."""
+
+    exit_code = 3
+
+
+class PartlyDone(FtError):
+    """Some inputs failed and were named; the rest were kept."""
+
+    exit_code = 1
+
+
+class Cancelled(FtError):
+    """The user stopped the work (Ctrl-C or the UI's stop); what was finished is kept."""
+
+    exit_code = 130

@@ -1,0 +1,1 @@
+"""Stage 1, knowledge: documents → structured chunks in a per-project SQLite store with full-text search."""

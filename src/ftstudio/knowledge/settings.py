@@ -1,0 +1,21 @@
+"""Settings for the knowledge stage (the `[knowledge]` table of project.toml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class KnowledgeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_tokens: int = Field(512, ge=16, le=32768, description="Most tokens in one chunk.")
+    overlap: int = Field(64, ge=0, description="Tokens a chunk repeats from the end of the one before it.")
+
+    @model_validator(mode="after")
+    def _overlap_below_budget(self) -> KnowledgeSettings:
+        if self.overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"overlap ({self.overlap}) must be smaller than chunk_tokens ({self.chunk_tokens}); "
+                "try an overlap of about an eighth of the budget"
+            )
+        return self

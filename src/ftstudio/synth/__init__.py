@@ -1,0 +1,1 @@
+"""Stage 3, synthetic data: a helper LLM (Ollama, OpenRouter, OpenAI-compatible) writes grounded SFT pairs."""

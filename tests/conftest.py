@@ -1,0 +1,50 @@
+"""Fixtures every test module shares: a temporary workspace and the real `ftstudio` entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace root."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def cli(workspace: Path):
+    """Run the real `ftstudio` entry point in a subprocess, with the workspace as its root."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300, input: str | None = None) -> CliResult:
+        full_env = {**os.environ, "FTSTUDIO_ROOT": str(workspace), "NO_COLOR": "1", "COLUMNS": "200"}
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "ftstudio", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            input=input,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

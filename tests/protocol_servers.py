@@ -175,8 +175,8 @@ class OllamaServer(ProtocolServer):
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/", lambda r: web.Response(text="Ollama is running"))
-        app.router.add_get("/api/version", lambda r: web.json_response({"version": "0.5.7"}))
+        app.router.add_get("/", self.root)
+        app.router.add_get("/api/version", self.version)
         app.router.add_get("/api/tags", self.tags)
         app.router.add_post("/api/show", self.show)
         app.router.add_post("/api/chat", self.chat)
@@ -187,6 +187,12 @@ class OllamaServer(ProtocolServer):
             if m == name or (":" not in name and m == f"{name}:latest"):
                 return m
         return None
+
+    async def root(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
+
+    async def version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.5.7"})
 
     async def tags(self, request: web.Request) -> web.Response:
         self.log(request, None)

@@ -48,6 +48,7 @@ class ProtocolServer:
         self.requests: list[dict[str, Any]] = []
         self.rng = random.Random(seed)
         self._counter = 0
+        self._visits: dict[str, int] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -138,8 +139,14 @@ class ProtocolServer:
 
     def _grounded_pairs(self, source: str, k: int) -> list[dict[str, str]]:
         sentences = [s.strip() for s in _SENTENCE.split(" ".join(source.split())) if len(s.split()) >= 4]
+        # A source seen again gets its next sentences first, as a sampling model would vary its picks.
+        with self._lock:
+            visit = self._visits.get(source, 0)
+            self._visits[source] = visit + 1
+        start = visit * k
+        chosen = [sentences[(start + i) % len(sentences)] for i in range(min(k, len(sentences)))] if sentences else []
         pairs = []
-        for sentence in sentences[:k]:
+        for sentence in chosen:
             words = [w.strip(".,;:!?()\"'") for w in sentence.split()]
             keywords = sorted({w for w in words if len(w) > 4}, key=lambda w: (-len(w), w))[:3]
             subject = ", ".join(sorted(keywords)) or words[0]

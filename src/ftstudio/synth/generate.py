@@ -32,6 +32,7 @@ from ftstudio.synth.state import RunRecord, RunState, Task, now, run_summary
 
 STATE_FILE = "generate.db"
 FATAL_STREAK = 3  # this many requests in a row failing the same way (after their retries) stop the run
+STALE_MIN = 20  # replies in a row with no new pair (all dropped) before a run is called exhausted
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 JUDGE_SCHEMA = {
@@ -249,7 +250,8 @@ class _Generator:
         finished: list[tuple[int, int]] = []
         writer: asyncio.Task | None = None
         accepted = run.written
-        kept_total, done_requests = 0, 0
+        kept_total, done_requests, stale = 0, 0, 0
+        stale_limit = max(STALE_MIN, 2 * concurrency, min(self.state.candidate_count, 200))
 
         async def flush(records: list[dict[str, Any]], tasks: list[tuple[int, int]]) -> None:
             # The lines reach the file (fsynced) before their tasks are marked done: a crash in between is
@@ -327,6 +329,10 @@ class _Generator:
                     run.dropped[reason] = run.dropped.get(reason, 0) + n
                 kept_total += len(keep)
                 accepted += len(keep)
+                stale = 0 if keep else stale + 1
+                if stale >= stale_limit and run.stop_reason is None:
+                    # The helper keeps repeating itself or failing the filters: more requests only cost more.
+                    run.stop_reason = "exhausted"
                 buffer.extend(self.records_for(out, keep))
                 finished.append((out.task.id, len(keep)))
             self.emit(accepted)

@@ -193,6 +193,10 @@ class RunState:
         self._heap = [(uses.get(cid, 0), rng.random(), cid) for cid in ids]
         heapq.heapify(self._heap)
 
+    @property
+    def candidate_count(self) -> int:
+        return len(self._heap)
+
     def assign(self, run_id: str, with_chunk: bool) -> Task:
         """Record a new task (drawing the least-used chunk when `with_chunk`) and return it; committed on return."""
         chunk_ids: tuple[int, ...] = ()

@@ -14,7 +14,7 @@ import asyncio
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +222,8 @@ class _Generator:
             self.fatal = self.fatal or error
 
     def emit(self, accepted: int) -> None:
+        if self.progress is None:
+            return
         r = self.run
         dropped = sum(r.dropped.values())
         cost = f" · ${r.cost_usd:.4f}" if r.cost_usd else ""
@@ -244,8 +246,10 @@ class _Generator:
     async def run_loop(self) -> None:
         s, run = self.settings, self.run
         concurrency = s.concurrency or self.provider.default_concurrency
-        queue = self.state.pending_tasks(run.id)  # tasks a previous session assigned but never finished
-        inflight: dict[asyncio.Task, Task] = {}
+        queue = deque(self.state.pending_tasks(run.id))  # assigned by an earlier session, never finished
+        inflight: dict[asyncio.Future, Task] = {}
+        # Finished requests arrive here (cheaper than asyncio.wait over every in-flight future each time).
+        results: asyncio.Queue[asyncio.Future] = asyncio.Queue()
         buffer: list[dict[str, Any]] = []
         finished: list[tuple[int, int]] = []
         writer: asyncio.Task | None = None
@@ -266,21 +270,34 @@ class _Generator:
                 run.stop_reason = "cancelled"
             return run.stop_reason is not None or self.fatal is not None
 
-        self.emit(accepted)
-        while True:
+        def how_many_to_send() -> int:
             yield_est = max(0.25, kept_total / done_requests) if done_requests else s.pairs_per_chunk
-            while len(inflight) < concurrency and not stopping() and accepted + len(inflight) * yield_est < run.target:
+            n = 0
+            while len(inflight) + n < concurrency and not stopping():
+                busy = len(inflight) + n
+                if accepted + busy * yield_est >= run.target:
+                    break
                 if self.max_cost is not None:
                     bound = self.request_cost_bound()
-                    outstanding = len(inflight) * bound
-                    if run.cost_usd + outstanding + bound > self.max_cost:
-                        if not inflight:
+                    if run.cost_usd + (busy + 1) * bound > self.max_cost:
+                        if not busy:
                             run.stop_reason = "max_cost"
                         break
-                    if bound == 0 and self.price_bound is None and done_requests == 0 and inflight:
+                    if bound == 0 and self.price_bound is None and done_requests == 0 and busy:
                         break  # price unknown: learn it from one reply before sending more
-                task = queue.pop(0) if queue else self.state.assign(run.id, with_chunk=self.source is not None)
-                inflight[asyncio.ensure_future(self.work(task))] = task
+                n += 1
+            return n
+
+        self.emit(accepted)
+        while True:
+            n = how_many_to_send()
+            if n:
+                tasks = [queue.popleft() for _ in range(min(n, len(queue)))]
+                tasks += self.state.assign_many(run.id, n - len(tasks), with_chunk=self.source is not None)
+                for task in tasks:
+                    fut = asyncio.ensure_future(self.work(task))
+                    fut.add_done_callback(results.put_nowait)
+                    inflight[fut] = task
             if writer is not None and writer.done():
                 writer.result()
                 writer = None
@@ -295,7 +312,12 @@ class _Generator:
                 if accepted >= run.target or stopping():
                     break
                 continue
-            done, _ = await asyncio.wait(inflight, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done = [await asyncio.wait_for(results.get(), 0.2)]
+            except asyncio.TimeoutError:
+                done = []
+            while not results.empty():
+                done.append(results.get_nowait())
             if stopping() and (run.stop_reason == "cancelled" or self.fatal is not None):
                 for t in inflight:
                     t.cancel()  # their tasks stay pending and are sent again on resume
@@ -303,7 +325,8 @@ class _Generator:
                 inflight.clear()
                 continue
             for fut in done:
-                inflight.pop(fut)
+                if inflight.pop(fut, None) is None or fut.cancelled():
+                    continue
                 out: _Outcome = fut.result()
                 run.requests += out.requests
                 run.retries += out.retries

@@ -197,24 +197,32 @@ class RunState:
     def candidate_count(self) -> int:
         return len(self._heap)
 
-    def assign(self, run_id: str, with_chunk: bool) -> Task:
-        """Record a new task (drawing the least-used chunk when `with_chunk`) and return it; committed on return."""
-        chunk_ids: tuple[int, ...] = ()
+    def assign_many(self, run_id: str, n: int, with_chunk: bool) -> list[Task]:
+        """Record `n` new tasks (each drawing the least-used chunk when `with_chunk`), committed in one go."""
+        if n <= 0:
+            return []
+        rows: list[tuple[int, ...]] = []
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            if with_chunk:
-                uses, tie, cid = heapq.heappop(self._heap)
-                heapq.heappush(self._heap, (uses + 1, tie, cid))
-                self.conn.execute(
-                    "INSERT INTO chunk_use (chunk_id, uses) VALUES (?, 1)"
-                    " ON CONFLICT(chunk_id) DO UPDATE SET uses = uses + 1",
-                    (cid,),
+            for _ in range(n):
+                chunk_ids: tuple[int, ...] = ()
+                if with_chunk:
+                    uses, tie, cid = heapq.heappop(self._heap)
+                    heapq.heappush(self._heap, (uses + 1, tie, cid))
+                    self.conn.execute(
+                        "INSERT INTO chunk_use (chunk_id, uses) VALUES (?, 1)"
+                        " ON CONFLICT(chunk_id) DO UPDATE SET uses = uses + 1",
+                        (cid,),
+                    )
+                    chunk_ids = (cid,)
+                rows.append(chunk_ids)
+            tasks = []
+            for chunk_ids in rows:
+                cur = self.conn.execute(
+                    "INSERT INTO tasks (run_id, chunk_ids) VALUES (?, ?)", (run_id, json.dumps(list(chunk_ids)))
                 )
-                chunk_ids = (cid,)
-            cur = self.conn.execute(
-                "INSERT INTO tasks (run_id, chunk_ids) VALUES (?, ?)", (run_id, json.dumps(list(chunk_ids)))
-            )
-        return Task(int(cur.lastrowid), chunk_ids)
+                tasks.append(Task(int(cur.lastrowid), chunk_ids))
+        return tasks
 
     def finish_tasks(self, done: Iterable[tuple[int, int]], run: RunRecord) -> None:
         """Mark tasks done (task id, pairs kept) and save the run's counters, in one transaction."""

@@ -25,7 +25,6 @@ import socket
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 LATENCY_S = 0.05
 
@@ -60,7 +59,9 @@ def serve(port: int, ready) -> None:
                 "object": "chat.completion",
                 "created": 0,
                 "model": "bench",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
             }
         )
@@ -157,7 +158,7 @@ def main() -> None:
         for concurrency, requests in plan:
             ideal = requests * LATENCY_S / concurrency
             for name, fn in clients:
-                wall, cpu = measure(lambda fn=fn: fn(base, requests, concurrency))
+                wall, cpu = measure(lambda fn=fn, r=requests, c=concurrency: fn(base, r, c))
                 results[(name, concurrency)] = ideal / wall
                 print(
                     f"{name:20} {concurrency:>5} {requests:>8} {wall:>8.2f} {ideal / wall:>10.2f} "

@@ -5,12 +5,34 @@ from __future__ import annotations
 import random
 
 import pytest
-from protocol_servers import OllamaServer, OpenAIServer
 
 from ftstudio.knowledge.store import KnowledgeStore, NewChunk, NewDocument
 from ftstudio.project import Project
+from protocol_servers import OllamaServer, OpenAIServer
 
-_SYLLABLES = "ka lo mi ra tu ve no sha qui ben dor fal gim hux jor kel lum nar pek ros tav".split()
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "tu",
+    "ve",
+    "no",
+    "sha",
+    "qui",
+    "ben",
+    "dor",
+    "fal",
+    "gim",
+    "hux",
+    "jor",
+    "kel",
+    "lum",
+    "nar",
+    "pek",
+    "ros",
+    "tav",
+]
 
 
 def invented_word(rng: random.Random) -> str:

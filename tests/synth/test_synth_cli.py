@@ -11,9 +11,8 @@ import sys
 import time
 
 from conftest import add_document, fact_chunks
-from protocol_servers import OllamaServer, OpenAIServer
-
 from ftstudio.synth.state import RunState
+from protocol_servers import OllamaServer, OpenAIServer
 
 
 def free_port() -> int:
@@ -97,7 +96,8 @@ def test_sigkill_mid_run_then_resume_writes_exactly_n(cli, project, workspace):
         # A crash mid-write leaves half a line; the next run must cut it, not count or keep it.
         with project.sft_data.open("ab") as f:
             f.write(b'{"instruction": "half a li')
-        result = cli(*args, "--json")
+        # Resuming needs only the project's name: the helper settings were saved in project.toml.
+        result = cli("generate", "demo", "--json")
         assert result.code == 0, result.stderr
     summary = result.json()
     records = [json.loads(line) for line in project.sft_data.read_text().splitlines()]

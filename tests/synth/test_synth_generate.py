@@ -8,13 +8,13 @@ import time
 from collections import Counter
 
 import pytest
-from protocol_servers import OllamaServer, OpenAIServer
 
 from ftstudio.dataset import read_dataset
 from ftstudio.errors import BadInput, Unavailable
 from ftstudio.synth.generate import generate
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.synth.state import RunState
+from protocol_servers import OllamaServer, OpenAIServer
 
 
 def settings(server, provider="ollama", **kw) -> SynthSettings:
@@ -52,7 +52,7 @@ def test_grounded_run_writes_exactly_n_and_covers_every_chunk_before_reuse(groun
 def test_topic_only_mode_and_edited_template(project, openai_server):
     template = project.dir / "prompts" / "topic.md"
     template.parent.mkdir(parents=True)
-    template.write_text("Task: $topic. For $audience. Write $k question-answer pairs as JSON {\"pairs\": [...]}.")
+    template.write_text('Task: $topic. For $audience. Write $k question-answer pairs as JSON {"pairs": [...]}.')
     s = settings(openai_server, "openai", pairs_per_chunk=4, audience="5th graders")
     summary = generate(project, s, 10, topic="Generate 5th-grade math questions and answers")
     records = lines(project)
@@ -95,8 +95,11 @@ def test_ungrounded_and_duplicate_pairs_are_dropped(grounded):
     class Inventing(OllamaServer):
         def answer_text(self, prompt, fault):
             if self._counter % 3 == 0:
-                return json.dumps({"pairs": [{"question": "What do astronauts eat aboard space stations?",
-                                              "answer": "Astronauts eat freeze-dried meals rehydrated with water."}]})  # fmt: skip
+                invented = {
+                    "question": "What do astronauts eat?",
+                    "answer": "Freeze-dried meals rehydrated with water.",
+                }
+                return json.dumps({"pairs": [invented]})
             return super().answer_text(prompt, fault)
 
     with Inventing() as server:
@@ -112,8 +115,8 @@ def test_a_helper_that_only_repeats_itself_stops_as_exhausted(grounded):
 
     class Repeating(OllamaServer):
         def answer_text(self, prompt, fault):
-            return json.dumps({"pairs": [{"question": "Which river flows through the valley?",
-                                          "answer": "The river flows through the valley of the farmers."}]})  # fmt: skip
+            same = {"question": "Which river flows through the valley?", "answer": "The river flows through it."}
+            return json.dumps({"pairs": [same]})
 
     with Repeating() as server:
         summary = generate(project, settings(server, concurrency=2, grounding_threshold=0), 50)
@@ -124,9 +127,11 @@ def test_a_helper_that_only_repeats_itself_stops_as_exhausted(grounded):
 def test_a_bad_key_stops_the_run_with_unavailable_and_the_key_stays_secret(grounded, monkeypatch):
     project, _ = grounded
     secret = "sk-or-this-is-secret-987"
-    with OpenAIServer(["test-model"], prefix="/api/v1", api_key="sk-or-another") as server:
-        with pytest.raises(Unavailable) as caught:
-            generate(project, settings(server, "openrouter"), 5, api_key=secret)
+    with (
+        OpenAIServer(["test-model"], prefix="/api/v1", api_key="sk-or-another") as server,
+        pytest.raises(Unavailable) as caught,
+    ):
+        generate(project, settings(server, "openrouter"), 5, api_key=secret)
     assert "unauthorised" in str(caught.value) and secret not in str(caught.value)
     for path in project.dir.rglob("*"):
         if path.is_file():

@@ -47,4 +47,4 @@ def test_unusable_replies_raise(reply):
 
 
 def test_extract_json_repairs_smart_quotes_and_trailing_commas():
-    assert extract_json('{“supported”: true,}') == {"supported": True}
+    assert extract_json("{“supported”: true,}") == {"supported": True}

@@ -8,10 +8,10 @@ import socket
 import ollama
 import openai
 import pytest
-from protocol_servers import OllamaServer, OpenAIServer
 
 from ftstudio.synth.providers import ProviderError, create, names
 from ftstudio.synth.providers.ollama import parse_ollama_host
+from protocol_servers import OpenAIServer
 
 PROMPT = 'Write 2 question-answer pairs.\n"""\nThe river Kalomi is long and slow. Farmers along it grow barley.\n"""'
 
@@ -48,10 +48,15 @@ def test_official_openai_client_reads_the_openai_server():
         reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": PROMPT}])
         assert "barley" in reply.choices[0].message.content and reply.usage.total_tokens > 0
         stream = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": PROMPT}], stream=True, stream_options={"include_usage": True}
+            model="m",
+            messages=[{"role": "user", "content": PROMPT}],
+            stream=True,
+            stream_options={"include_usage": True},
         )
         chunks = list(stream)
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
+        assert (
+            "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
+        )
         assert chunks[-1].usage.completion_tokens > 0
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=server.base_url, api_key="sk-wrong", max_retries=0).chat.completions.create(
@@ -75,9 +80,7 @@ def test_openrouter_stream_comments_and_prices_reach_the_official_client(openrou
     client = openai.OpenAI(base_url=openrouter_server.base_url, api_key="sk-or-secret-123456", max_retries=0)
     model = client.models.list().data[0]
     assert model.context_length == 131072 and float(model.pricing["prompt"]) == 5e-7
-    stream = client.chat.completions.create(
-        model=model.id, messages=[{"role": "user", "content": PROMPT}], stream=True
-    )
+    stream = client.chat.completions.create(model=model.id, messages=[{"role": "user", "content": PROMPT}], stream=True)
     assert "barley" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 

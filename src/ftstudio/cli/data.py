@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,10 +17,10 @@ def register(app: typer.Typer) -> None:
 def data(
     name: Annotated[str, typer.Argument(help="Project name.")],
     import_: Annotated[
-        Optional[Path],  # noqa: UP007
+        Path | None,  # noqa: UP007
         typer.Option("--import", help="Append this ShareGPT/OpenAI/Alpaca JSONL file in canonical form."),
     ] = None,
-    export: Annotated[Optional[Path], typer.Option("--export", help="Write the data to this file.")] = None,  # noqa: UP007
+    export: Annotated[Path | None, typer.Option("--export", help="Write the data to this file.")] = None,  # noqa: UP007
     to: Annotated[Literal["sharegpt", "openai", "alpaca"], typer.Option("--to", help="Form for --export.")] = "openai",
     root: RootOpt = None,
     json: JsonOpt = False,

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
-from ftstudio.synth.settings import ProviderName
+from ftstudio.synth.settings import ProviderName, SynthSettings
+
+
+def _help(field: str) -> str:
+    """The option's help is the setting's own description (one source of truth)."""
+    return SynthSettings.model_fields[field].description or ""
+
 
 ProviderOpt = Annotated[
-    Optional[ProviderName],  # noqa: UP007 (typer reads Optional reliably)
-    typer.Option("--provider", help="ollama, openrouter or openai (any OpenAI-compatible server)."),
+    ProviderName | None,  # noqa: UP007 (typer reads Optional reliably)
+    typer.Option("--provider", help=_help("provider") + " openai: any OpenAI-compatible server."),
 ]
 BaseUrlOpt = Annotated[
-    Optional[str],  # noqa: UP007
+    str | None,  # noqa: UP007
     typer.Option("--base-url", help="Server address (ollama: OLLAMA_HOST; openai: e.g. http://127.0.0.1:8000/v1)."),
 ]
 
@@ -35,9 +41,7 @@ def helpers(provider: ProviderOpt = "ollama", base_url: BaseUrlOpt = None, root:
 
     def human() -> None:
         for m in models:
-            price = (
-                f"${m.prompt_price * 1e6:.2f}/${m.completion_price * 1e6:.2f} per M tok" if m.prompt_price else ""
-            )
+            price = f"${m.prompt_price * 1e6:.2f}/${m.completion_price * 1e6:.2f} per M tok" if m.prompt_price else ""
             ctx = f"ctx {m.context_length}" if m.context_length else ""
             out.print(f"{m.id:50} {ctx:12} {price} {m.details}".rstrip())
         if not models:
@@ -49,20 +53,26 @@ def helpers(provider: ProviderOpt = "ollama", base_url: BaseUrlOpt = None, root:
 def generate(
     name: Annotated[str, typer.Argument(help="Project name.")],
     provider: ProviderOpt = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Helper model (see `ftstudio helpers`).")] = None,  # noqa: UP007
+    model: Annotated[str | None, typer.Option("--model", help=_help("model"))] = None,  # noqa: UP007
     base_url: BaseUrlOpt = None,
-    pairs: Annotated[Optional[int], typer.Option("--pairs", help="Pairs the run writes in all (default 100).")] = None,  # noqa: UP007
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight.")] = None,  # noqa: UP007
-    topic: Annotated[Optional[str], typer.Option("--topic", help="Narrow to chunks matching this; alone: topic-only.")] = None,  # noqa: UP007,E501
+    pairs: Annotated[int | None, typer.Option("--pairs", help="Pairs the run writes in all (default 100).")] = None,  # noqa: UP007
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help=_help("concurrency"))] = None,  # noqa: UP007
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="Narrow to chunks matching this; alone: topic-only.")
+    ] = None,  # noqa: UP007,E501
     topic_only: Annotated[bool, typer.Option("--topic-only", help="Ignore the documents; write from --topic.")] = False,
-    pairs_per_chunk: Annotated[Optional[int], typer.Option("--per-chunk", help="Pairs asked per request.")] = None,  # noqa: UP007
-    max_cost: Annotated[Optional[float], typer.Option("--max-cost", help="Stop before spending more USD.")] = None,  # noqa: UP007
-    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="LLM-judge each pair.")] = None,  # noqa: UP007
+    pairs_per_chunk: Annotated[int | None, typer.Option("--per-chunk", help=_help("pairs_per_chunk"))] = None,  # noqa: UP007
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more USD.")] = None,  # noqa: UP007
+    judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help=_help("judge"))] = None,  # noqa: UP007
     fresh: Annotated[bool, typer.Option("--fresh", help="Close an unfinished run instead of resuming it.")] = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run)."""
+    """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
+
+    --provider, --model, --base-url, --concurrency, --per-chunk and --judge are saved in project.toml for the next
+    run; API keys come from the environment (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
+    """
     from ftstudio.project import Project
     from ftstudio.synth.generate import generate as run_generate
 
@@ -71,8 +81,8 @@ def generate(
         "provider": provider, "model": model, "base_url": base_url, "concurrency": concurrency,
         "pairs_per_chunk": pairs_per_chunk, "judge": judge,
     }  # fmt: skip
-    settings = project.settings().synth.model_copy(update={k: v for k, v in changes.items() if v is not None})
-    settings = type(settings).model_validate(settings.model_dump())
+    given = {k: v for k, v in changes.items() if v is not None}
+    settings = project.update_settings("synth", **given).synth if given else project.settings().synth
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # finish in-flight writes, then stop
     try:

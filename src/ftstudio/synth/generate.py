@@ -179,9 +179,9 @@ class _Generator:
         )
         if reason:
             return reason
-        if source_terms and s.grounding_threshold > 0:
-            if grounding_score(pair.answer, source_terms) < s.grounding_threshold:
-                return "ungrounded"
+        threshold = s.grounding_threshold
+        if source_terms and threshold > 0 and grounding_score(pair.answer, source_terms) < threshold:
+            return "ungrounded"
         return None
 
     async def judge(self, out: _Outcome, pair: Pair) -> str | None:

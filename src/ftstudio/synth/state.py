@@ -143,7 +143,8 @@ class RunState:
                     self.conn.execute("UPDATE chunk_use SET uses = MAX(uses - 1, 0) WHERE chunk_id = ?", (cid,))
             self.conn.execute("UPDATE tasks SET state = 'dropped' WHERE run_id = ? AND state = 'pending'", (run_id,))
             self.conn.execute(
-                "UPDATE runs SET status = 'done', stop_reason = 'abandoned', updated_at = ? WHERE id = ?", (now(), run_id)
+                "UPDATE runs SET status = 'done', stop_reason = 'abandoned', updated_at = ? WHERE id = ?",
+                (now(), run_id),
             )
 
     def save_run(self, run: RunRecord) -> None:

@@ -69,7 +69,7 @@ class OllamaProvider(Provider):
         listed = body.get("models") or []
         contexts = await asyncio.gather(*(self._context_length(m.get("name", "")) for m in listed))
         models = []
-        for m, ctx in zip(listed, contexts):
+        for m, ctx in zip(listed, contexts, strict=True):
             d = m.get("details") or {}
             details = " ".join(x for x in (d.get("parameter_size"), d.get("quantization_level")) if x)
             models.append(
@@ -79,7 +79,9 @@ class OllamaProvider(Provider):
 
     async def _context_length(self, model: str) -> int | None:
         try:
-            status, body, _ = await self._request("POST", f"{self.base_url}/api/show", what="show", json_body={"model": model})
+            status, body, _ = await self._request(
+                "POST", f"{self.base_url}/api/show", what="show", json_body={"model": model}
+            )
         except ProviderError:
             return None
         info = body.get("model_info") if status == 200 and isinstance(body, dict) else None
@@ -120,7 +122,11 @@ class OllamaProvider(Provider):
         if status == 200 and isinstance(body, dict):
             content = (body.get("message") or {}).get("content") or ""
             return Completion(
-                content, int(body.get("prompt_eval_count") or 0), int(body.get("eval_count") or 0), 0.0, schema is not None
+                content,
+                int(body.get("prompt_eval_count") or 0),
+                int(body.get("eval_count") or 0),
+                0.0,
+                schema is not None,
             )
         text = error_text(body)
         if status == 404 and "not found" in text:
@@ -129,5 +135,8 @@ class OllamaProvider(Provider):
         from ftstudio.synth.providers.base import parse_retry_after
 
         raise ProviderError(
-            kind, f"Ollama answered {status}: {text}", status=status, retry_after=parse_retry_after(headers.get("Retry-After"))
+            kind,
+            f"Ollama answered {status}: {text}",
+            status=status,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
         )

@@ -98,7 +98,9 @@ class OpenAICompatProvider(Provider):
         models = []
         for m in items or []:
             pricing = m.get("pricing") or {}
-            ctx = m.get("context_length") or m.get("max_model_len") or (m.get("top_provider") or {}).get("context_length")
+            ctx = (
+                m.get("context_length") or m.get("max_model_len") or (m.get("top_provider") or {}).get("context_length")
+            )
             models.append(
                 ModelInfo(
                     str(m.get("id")),
@@ -145,7 +147,11 @@ class OpenAICompatProvider(Provider):
             structured = "response_format" in payload
             url = f"{self.base_url}/chat/completions"
             status, body, headers = await self._request("POST", url, what="chat", json_body=payload)
-            if structured and status in (400, 422, 501) and any(w in error_text(body).lower() for w in _STRUCTURED_WORDS):
+            if (
+                structured
+                and status in (400, 422, 501)
+                and any(w in error_text(body).lower() for w in _STRUCTURED_WORDS)
+            ):
                 # The server cannot constrain output; the prompt itself asks for JSON, so go on without it.
                 self.structured_ok = False
                 continue

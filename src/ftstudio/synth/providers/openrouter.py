@@ -38,7 +38,7 @@ class OpenRouterProvider(OpenAICompatProvider):
             raise ProviderError(
                 "model_missing",
                 f"OpenRouter has no model {model!r}",
-                hint="pick one that `ftstudio helpers --provider openrouter` lists (e.g. meta-llama/llama-3-70b-instruct)",
+                hint="pick one that `ftstudio helpers --provider openrouter` lists (e.g. openai/gpt-4o-mini)",
             )
         return info
 

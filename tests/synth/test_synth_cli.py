@@ -42,8 +42,9 @@ def test_generate_exit_codes_name_the_fix(cli, grounded, ollama_server):
     assert down.code == 3 and "ollama serve" in down.stderr and "OLLAMA_HOST" in down.stderr
     missing = cli("generate", "demo", "--provider", "ollama", "--base-url", ollama_server.url, "--model", "mistral")
     assert missing.code == 3 and "ollama pull mistral" in missing.stderr
-    no_model = cli("generate", "demo", "--provider", "ollama", "--base-url", ollama_server.url, "--json")
-    assert no_model.code == 2 and no_model.json()["exit_code"] == 2
+    assert cli("init", "other").code == 0
+    no_model = cli("generate", "other", "--base-url", ollama_server.url, "--topic", "fractions", "--json")
+    assert no_model.code == 2 and no_model.json()["exit_code"] == 2 and "--model" in no_model.stderr
 
 
 def test_empty_store_without_topic_is_exit_2_and_topic_only_works(cli, project, openai_server):

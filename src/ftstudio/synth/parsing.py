@@ -119,6 +119,11 @@ def extract_json(text: str) -> Any:
     body = strip_wrapping(text)
     if not body:
         raise ValueError("empty reply")
+    if body[0] in "{[":
+        try:
+            return json.loads(body)  # the common case (structured output): no scanning needed
+        except ValueError:
+            pass
     starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
     if not starts:
         raise ValueError("no JSON in the reply")

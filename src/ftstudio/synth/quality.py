@@ -147,11 +147,15 @@ def shingles(text: str, n: int = 3) -> set[str]:
 
 
 class DuplicateIndex:
-    """MinHash + LSH index of question shingle sets; `add_if_new` keeps a question unless a near-duplicate exists."""
+    """MinHash + LSH index of question shingle sets; `add_if_new` keeps a question unless a near-duplicate exists.
+
+    32 permutations in 8 bands of 4: a pair at Jaccard 0.8 becomes a candidate with probability 0.985, at 0.5 with
+    0.41, at 0.2 with 0.013; candidates are then confirmed with the exact Jaccard similarity.
+    """
 
     _PRIME = (1 << 61) - 1
 
-    def __init__(self, threshold: float = 0.8, num_perm: int = 64, bands: int = 16, seed: int = 1):
+    def __init__(self, threshold: float = 0.8, num_perm: int = 32, bands: int = 8, seed: int = 1):
         rng = np.random.default_rng(seed)
         self.threshold = threshold
         self.bands, self.rows = bands, num_perm // bands

@@ -11,6 +11,7 @@ exponential back-off and jitter honouring Retry-After; a missing server, key or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -55,6 +56,13 @@ class _Outcome:
     requests: int = 0
     retries: int = 0
     error: ProviderError | None = None
+
+
+def _deadline(seconds: float):
+    """A per-request time limit without the extra task `asyncio.wait_for` costs (Python 3.11+)."""
+    if hasattr(asyncio, "timeout"):
+        return asyncio.timeout(seconds)
+    return contextlib.nullcontext()  # 3.10: the provider's own session timeout (same value) applies
 
 
 def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
@@ -122,8 +130,8 @@ class _Generator:
         for attempt in range(1, s.max_attempts + 1):
             out.requests += 1
             try:
-                result = await asyncio.wait_for(
-                    self.provider.chat(
+                async with _deadline(s.timeout_s):
+                    result = await self.provider.chat(
                         s.model or "",
                         [{"role": "user", "content": content}],
                         schema=schema,
@@ -131,9 +139,7 @@ class _Generator:
                         seed=s.seed,
                         max_tokens=s.max_tokens,
                         num_ctx=s.num_ctx,
-                    ),
-                    s.timeout_s,
-                )
+                    )
             except asyncio.TimeoutError:
                 error = ProviderError("timeout", f"no reply within {s.timeout_s:g} s (timeout_s)")
             except ProviderError as exc:
@@ -249,7 +255,7 @@ class _Generator:
         queue = deque(self.state.pending_tasks(run.id))  # assigned by an earlier session, never finished
         inflight: dict[asyncio.Future, Task] = {}
         # Finished requests arrive here (cheaper than asyncio.wait over every in-flight future each time).
-        results: asyncio.Queue[asyncio.Future] = asyncio.Queue()
+        results: asyncio.Queue[asyncio.Future | None] = asyncio.Queue()
         buffer: list[dict[str, Any]] = []
         finished: list[tuple[int, int]] = []
         writer: asyncio.Task | None = None
@@ -288,6 +294,12 @@ class _Generator:
                 n += 1
             return n
 
+        async def watch_cancel(event: threading.Event) -> None:
+            while not event.is_set():
+                await asyncio.sleep(0.1)
+            results.put_nowait(None)  # wakes the loop, which then sees stopping()
+
+        watcher = asyncio.ensure_future(watch_cancel(self.cancel)) if self.cancel is not None else None
         self.emit(accepted)
         while True:
             n = how_many_to_send()
@@ -312,20 +324,17 @@ class _Generator:
                 if accepted >= run.target or stopping():
                     break
                 continue
-            try:
-                done = [await asyncio.wait_for(results.get(), 0.2)]
-            except asyncio.TimeoutError:
-                done = []
-            while not results.empty():
-                done.append(results.get_nowait())
             if stopping() and (run.stop_reason == "cancelled" or self.fatal is not None):
                 for t in inflight:
                     t.cancel()  # their tasks stay pending and are sent again on resume
                 await asyncio.gather(*inflight, return_exceptions=True)
                 inflight.clear()
                 continue
+            done = [await results.get()]  # the cancel watcher wakes this up too
+            while not results.empty():
+                done.append(results.get_nowait())
             for fut in done:
-                if inflight.pop(fut, None) is None or fut.cancelled():
+                if fut is None or inflight.pop(fut, None) is None or fut.cancelled():
                     continue
                 out: _Outcome = fut.result()
                 run.requests += out.requests
@@ -359,6 +368,8 @@ class _Generator:
                 buffer.extend(self.records_for(out, keep))
                 finished.append((out.task.id, len(keep)))
             self.emit(accepted)
+        if watcher is not None:
+            watcher.cancel()
         self.emit(run.written)
 
 

@@ -149,13 +149,12 @@ def shingles(text: str, n: int = 3) -> set[str]:
 class DuplicateIndex:
     """MinHash + LSH index of question shingle sets; `add_if_new` keeps a question unless a near-duplicate exists.
 
-    32 permutations in 8 bands of 4: a pair at Jaccard 0.8 becomes a candidate with probability 0.985, at 0.5 with
-    0.41, at 0.2 with 0.013; candidates are then confirmed with the exact Jaccard similarity.
+    64 permutations in 16 bands of 4: a pair at Jaccard 0.8 shares a band with probability 0.9998. Templated
+    questions share bands often, so candidates are first screened by signature agreement (one vectorised
+    comparison) and only the plausible ones are confirmed with the exact Jaccard similarity.
     """
 
-    _PRIME = (1 << 61) - 1
-
-    def __init__(self, threshold: float = 0.8, num_perm: int = 32, bands: int = 8, seed: int = 1):
+    def __init__(self, threshold: float = 0.8, num_perm: int = 64, bands: int = 16, seed: int = 1):
         rng = np.random.default_rng(seed)
         self.threshold = threshold
         self.bands, self.rows = bands, num_perm // bands
@@ -163,6 +162,7 @@ class DuplicateIndex:
         self._b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
         self._buckets: list[dict[bytes, list[int]]] = [defaultdict(list) for _ in range(bands)]
         self._sets: list[set[str]] = []
+        self._sigs = np.zeros((64, num_perm), dtype=np.uint64)
 
     def __len__(self) -> int:
         return len(self._sets)
@@ -179,18 +179,25 @@ class DuplicateIndex:
         if not items:
             return False
         sig = self._signature(items)
-        keys = [sig[i * self.rows : (i + 1) * self.rows].tobytes() for i in range(self.bands)]
-        seen: set[int] = set()
+        keys = [row.tobytes() for row in sig.reshape(self.bands, self.rows)]
+        candidates: set[int] = set()
         for band, key in enumerate(keys):
-            for idx in self._buckets[band].get(key, ()):
-                if idx in seen:
-                    continue
-                seen.add(idx)
-                other = self._sets[idx]
+            bucket = self._buckets[band].get(key)
+            if bucket:
+                candidates.update(bucket)
+        if candidates:
+            idx = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+            agreement = (self._sigs[idx] == sig).mean(axis=1)
+            # The estimate's standard error is about 0.06 with 64 permutations: 0.25 below is a wide margin.
+            for i in idx[agreement >= self.threshold - 0.25]:
+                other = self._sets[i]
                 if len(items & other) / len(items | other) >= self.threshold:
                     return False
         idx = len(self._sets)
         self._sets.append(items)
+        if idx == len(self._sigs):
+            self._sigs = np.concatenate([self._sigs, np.zeros_like(self._sigs)])
+        self._sigs[idx] = sig
         for band, key in enumerate(keys):
             self._buckets[band][key].append(idx)
         return True

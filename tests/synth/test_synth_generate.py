@@ -180,3 +180,28 @@ def test_cancel_then_resume_reaches_the_total_without_reassigning_chunks(grounde
     tasks = [r["meta"]["task"] for r in records]
     assert len(set(tasks)) == len(tasks)
     assert read_dataset(project.sft_data).errors == []
+
+
+def test_slow_reply_times_out_and_is_retried(grounded):
+    project, _ = grounded
+    with OllamaServer(slow_s=1.5) as server:
+        server.script("slow")
+        summary = generate(project, settings(server, concurrency=1, timeout_s=0.3, pairs_per_chunk=2), 2)
+    assert summary["written"] == 2 and summary["retries"] == 1 and summary["requests"] == 2
+
+
+def test_judge_pass_drops_what_the_judge_rejects(grounded):
+    project, _ = grounded
+
+    class Judging(OllamaServer):
+        def answer_text(self, prompt, fault):
+            if prompt.startswith("Does the source text support"):
+                return json.dumps({"supported": "festival" not in prompt.split("Answer:")[1]})
+            return super().answer_text(prompt, fault)
+
+    with Judging() as server:
+        summary = generate(project, settings(server, concurrency=2, pairs_per_chunk=3, judge=True), 12)
+        judged = [r for r in server.chat_requests() if "Does the source" in r["body"]["messages"][0]["content"]]
+    assert summary["written"] == 12 and summary["dropped"]["judge_rejected"] >= 4
+    assert judged and judged[0]["body"]["format"]["required"] == ["supported"]
+    assert not any("festival" in r["output"] for r in lines(project))

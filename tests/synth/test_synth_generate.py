@@ -205,3 +205,23 @@ def test_judge_pass_drops_what_the_judge_rejects(grounded):
     assert summary["written"] == 12 and summary["dropped"]["judge_rejected"] >= 4
     assert judged and judged[0]["body"]["format"]["required"] == ["supported"]
     assert not any("festival" in r["output"] for r in lines(project))
+
+
+def test_a_run_that_never_started_is_replaced_and_topic_narrows_the_chunks(grounded, ollama_server):
+    project, _ = grounded
+    from ftstudio.knowledge.store import KnowledgeStore
+
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        chunks = store.get_chunks(store.chunk_ids())
+    river = chunks[3].text.split()[2]  # "The river <Name> flows ..."
+    matching = {c.id for c in chunks if river in c.text}
+    with OllamaServer(models=[]) as empty, pytest.raises(Unavailable, match="ollama pull"):
+        generate(project, settings(empty), 5)  # recorded, then failed before any request
+    summary = generate(project, settings(ollama_server, pairs_per_chunk=1), 3, topic=river)
+    assert summary["written"] == 3 and summary["topic"] == river
+    with RunState.open(project.dir / "generate.db") as state:
+        assert [r.stop_reason for r in state.runs()] == ["abandoned", None]
+    # Narrowed by the topic: only chunks the full-text search found were used.
+    assert {c for r in lines(project) for c in r["meta"]["chunk_ids"]} <= matching
+    with pytest.raises(BadInput, match="no chunk of the knowledge store matches"):
+        generate(project, settings(ollama_server), 4, topic="zebra quantum")

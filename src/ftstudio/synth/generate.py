@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftstudio.dataset import LineError, append_records, iter_lines, repair_torn_tail
-from ftstudio.errors import BadInput, Cancelled, Unavailable
+from ftstudio.errors import BadInput, Cancelled, NotFound, Unavailable
 from ftstudio.progress import ProgressFn, report
 from ftstudio.project import Project
 from ftstudio.synth import prompts
@@ -158,7 +158,12 @@ class _Generator:
     async def work(self, task: Task) -> _Outcome:
         out = _Outcome(task)
         try:
-            out.chunks = self.source.get(task.chunk_ids) if self.source and task.chunk_ids else []
+            try:
+                out.chunks = self.source.get(task.chunk_ids) if self.source and task.chunk_ids else []
+            except NotFound:
+                # The document changed since this task was assigned (re-ingested): its chunk is gone.
+                out.dropped["chunk_gone"] += 1
+                return out
             reply = await self.call(out, self.prompt_for(out.chunks), PAIRS_SCHEMA)
             try:
                 pairs = parse_pairs(reply.text)
@@ -380,6 +385,10 @@ def _resolve_run(
     if existing and fresh:
         state.abandon(existing.id)
         existing = None
+    if existing and (existing.mode, existing.topic or None) != (mode, topic or None):
+        if existing.written == 0 and not state.pending_tasks(existing.id):
+            state.abandon(existing.id)  # it never got going (e.g. the server was down): nothing to keep
+            existing = None
     if existing:
         if (existing.mode, existing.topic or None) != (mode, topic or None):
             raise BadInput(
@@ -446,9 +455,10 @@ def generate(
         mode = "grounded" if source is not None else "topic"
         prompts.ensure_templates(project.dir)
         with RunState.open(project.dir / STATE_FILE) as state:
+            candidates = source.ids(topic) if source is not None else []  # BadInput before any run is recorded
             run = _resolve_run(state, pairs, mode, topic, settings, fresh)
             if source is not None:
-                state.load_candidates(source.ids(topic))
+                state.load_candidates(candidates)
             helper = provider or create(
                 settings.provider,
                 base_url=settings.base_url,

@@ -385,10 +385,10 @@ def _resolve_run(
     if existing and fresh:
         state.abandon(existing.id)
         existing = None
-    if existing and (existing.mode, existing.topic or None) != (mode, topic or None):
-        if existing.written == 0 and not state.pending_tasks(existing.id):
-            state.abandon(existing.id)  # it never got going (e.g. the server was down): nothing to keep
-            existing = None
+    mismatch = existing is not None and (existing.mode, existing.topic or None) != (mode, topic or None)
+    if mismatch and existing.written == 0 and not state.pending_tasks(existing.id):
+        state.abandon(existing.id)  # it never got going (e.g. the server was down): nothing to keep
+        existing = None
     if existing:
         if (existing.mode, existing.topic or None) != (mode, topic or None):
             raise BadInput(

@@ -159,3 +159,28 @@ def test_data_validates_summarises_imports_and_exports(cli, grounded, workspace,
     assert exported.code == 0 and exported.json()["exported"] == 8
     first = json.loads(out.read_text().splitlines()[0])
     assert [m["from"] for m in first["conversations"]] == ["human", "gpt"]
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_call_finishes(cli, grounded, workspace):
+    project, _ = grounded
+    with OllamaServer(latency_s=0.2) as server:
+        args = ["generate", "demo", "--provider", "ollama", "--base-url", server.url, "--model", "llama3:8b"]
+        args += ["--pairs", "20", "--per-chunk", "1", "--concurrency", "2", "--json"]
+        env = {**os.environ, "FTSTUDIO_ROOT": str(workspace)}
+        proc = subprocess.Popen([sys.executable, "-m", "ftstudio", *args], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            project.sft_data.exists() and len(project.sft_data.read_bytes().splitlines()) >= 3
+        ):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        stopped = json.loads(stdout)
+        assert stopped["status"] == "stopped" and stopped["stop_reason"] == "cancelled"
+        assert stopped["written"] == len(project.sft_data.read_text().splitlines()) < 20
+        finished = cli("generate", "demo", "--json")
+    assert finished.code == 0 and finished.json()["written"] == 20 and finished.json()["run"] == stopped["run"]
+    records = [json.loads(line) for line in project.sft_data.read_text().splitlines()]
+    assert len(records) == 20 and len({r["meta"]["task"] for r in records}) == 20

@@ -94,6 +94,10 @@ def test_sigkill_mid_run_then_resume_writes_exactly_n(cli, project, workspace):
         proc.wait(10)
         killed_at = len(project.sft_data.read_bytes().splitlines())
         assert 8 <= killed_at < 40
+        with RunState.open(project.dir / "generate.db") as state:
+            (run,) = state.runs()
+            in_flight = state.pending_tasks(run.id)
+        assert in_flight  # requests were in flight when it died: their chunks must be sent again, not redrawn
         # A crash mid-write leaves half a line; the next run must cut it, not count or keep it.
         with project.sft_data.open("ab") as f:
             f.write(b'{"instruction": "half a li')
@@ -112,6 +116,10 @@ def test_sigkill_mid_run_then_resume_writes_exactly_n(cli, project, workspace):
     assert run.status == "done" and run.written == 40
     # 40 tasks over 30 chunks: every chunk once before any twice, none three times.
     assert set(uses) == set(ids) and sorted(set(uses.values())) == [1, 2] and sum(uses.values()) == 40
+    # The tasks in flight at the kill were sent again with their own chunks and landed (none redrawn, none lost).
+    assert {t.id for t in in_flight} <= set(tasks)
+    chunk_of_task = {r["meta"]["task"]: r["meta"]["chunk_ids"] for r in records}
+    assert all(chunk_of_task[t.id] == list(t.chunk_ids) for t in in_flight)
 
 
 def test_helpers_lists_models(cli, ollama_server, openrouter_server):

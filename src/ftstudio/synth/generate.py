@@ -351,7 +351,8 @@ class _Generator:
                 if out.error is not None:
                     run.failures += 1
                     self.note_failure(out.error)
-                    continue  # the task stays pending: its chunk is tried again on resume
+                    queue.append(out.task)  # same chunk, later (still pending, so a resume would send it too)
+                    continue
                 self.streak = (None, 0)
                 done_requests += 1
                 keep: list[Pair] = []

@@ -196,3 +196,22 @@ def test_openrouter_needs_a_key_sends_attribution_and_reports_cost(openrouter_se
     sent = openrouter_server.chat_requests()[-1]
     assert sent["headers"]["X-Title"] == "ftstudio" and sent["headers"]["HTTP-Referer"].startswith("https://")
     assert sent["body"]["response_format"]["type"] == "json_schema" and sent["body"]["usage"] == {"include": True}
+
+
+def test_retry_after_forms_and_backoff_with_jitter():
+    import random
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from ftstudio.synth.generate import BACKOFF_CAP_S, backoff_delay
+    from ftstudio.synth.providers.base import parse_retry_after
+
+    assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 25 < parse_retry_after(later) <= 30
+    rng = random.Random(0)
+    first = [backoff_delay(1, None, rng) for _ in range(200)]
+    third = [backoff_delay(3, None, rng) for _ in range(200)]
+    assert 0.25 <= min(first) < max(first) <= 0.75 and 1.0 <= min(third) < max(third) <= 3.0
+    assert max(backoff_delay(30, None, rng) for _ in range(50)) <= BACKOFF_CAP_S * 1.5
+    assert 1.0 <= backoff_delay(1, 1.0, rng) <= 1.1  # the server's wish wins over the schedule

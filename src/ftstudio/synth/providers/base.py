@@ -8,8 +8,11 @@ retrying can help (rate limit, server error, timeout) or not (no server, bad key
 from __future__ import annotations
 
 import asyncio
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 from ftstudio.errors import Unavailable
@@ -151,8 +154,6 @@ class Provider(ABC):
             async with session.request(method, url, json=json_body) as resp:
                 raw = await resp.read()
                 try:
-                    import json
-
                     body: Any = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
@@ -180,11 +181,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime
-
     try:
-        from datetime import datetime, timezone
-
         when = parsedate_to_datetime(value)
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):

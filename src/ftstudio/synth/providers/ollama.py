@@ -8,7 +8,15 @@ import os
 import urllib.parse
 from typing import Any
 
-from ftstudio.synth.providers.base import Completion, Message, ModelInfo, Provider, ProviderError, error_text
+from ftstudio.synth.providers.base import (
+    Completion,
+    Message,
+    ModelInfo,
+    Provider,
+    ProviderError,
+    error_text,
+    parse_retry_after,
+)
 from ftstudio.synth.providers.registry import register
 
 DEFAULT_PORT = 11434
@@ -132,8 +140,6 @@ class OllamaProvider(Provider):
         if status == 404 and "not found" in text:
             raise self._model_missing(model)
         kind = "rate_limit" if status in (429, 503) else "server" if status >= 500 else "bad_request"
-        from ftstudio.synth.providers.base import parse_retry_after
-
         raise ProviderError(
             kind,
             f"Ollama answered {status}: {text}",

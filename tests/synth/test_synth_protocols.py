@@ -39,6 +39,11 @@ def test_official_ollama_client_reads_the_ollama_server(ollama_server):
     with pytest.raises(ollama.ResponseError) as caught:
         client.chat(model="mistral", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 404 and "try pulling it first" in caught.value.error
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{ollama_server.url}/api/version") as resp:
+        assert json.load(resp)["version"].count(".") == 2
 
 
 def test_official_openai_client_reads_the_openai_server():

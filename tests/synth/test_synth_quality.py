@@ -35,3 +35,13 @@ def test_duplicate_index_scales_to_thousands():
     kept = sum(index.add_if_new(f"How many apples did shop number {i} sell on day {i * 7}?") for i in range(3000))
     assert kept == 3000
     assert not index.add_if_new("How many apples did shop number 17 sell on day 119?")
+
+
+def test_templated_questions_stay_cheap_and_near_duplicates_of_old_ones_are_still_caught():
+    index = DuplicateIndex(0.8)
+    template = "What does the material state about {i} river {j} and the valley of town {k}?"
+    qs = [template.format(i=i, j=i * 3, k=i % 17) for i in range(3000)]
+    assert all(index.add_if_new(q) for q in qs)
+    # Buckets of the template's words are capped, yet an old question's near-duplicate is found.
+    assert not index.add_if_new("Tell me: " + qs[5])
+    assert not index.add_if_new(qs[7].upper().replace("?", " ?!"))

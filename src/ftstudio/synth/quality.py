@@ -139,8 +139,8 @@ def length_problem(question: str, answer: str, *, min_q: int, min_a: int, max_a:
     return None
 
 
-def shingles(text: str, n: int = 3) -> set[str]:
-    toks = words(text)
+def shingles(text: str, n: int = 3, toks: list[str] | None = None) -> set[str]:
+    toks = words(text) if toks is None else toks
     if len(toks) < n:
         return {" ".join(toks)} if toks else set()
     return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
@@ -151,8 +151,13 @@ class DuplicateIndex:
 
     64 permutations in 16 bands of 4: a pair at Jaccard 0.8 shares a band with probability 0.9998. Templated
     questions share bands often, so candidates are first screened by signature agreement (one vectorised
-    comparison) and only the plausible ones are confirmed with the exact Jaccard similarity.
+    comparison) and only the plausible ones are confirmed with the exact Jaccard similarity. A band value shared
+    by very many questions (the template's own words) contributes only its `bucket_cap` most recent members, so
+    the cost per question stays flat as the file grows; a real near-duplicate shares several bands, and exact
+    duplicates (after normalisation) are caught by a plain set.
     """
+
+    bucket_cap = 64
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 64, bands: int = 16, seed: int = 1):
         rng = np.random.default_rng(seed)
@@ -163,6 +168,7 @@ class DuplicateIndex:
         self._buckets: list[dict[bytes, list[int]]] = [defaultdict(list) for _ in range(bands)]
         self._sets: list[set[str]] = []
         self._sigs = np.zeros((64, num_perm), dtype=np.uint64)
+        self._exact: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._sets)
@@ -175,8 +181,12 @@ class DuplicateIndex:
 
     def add_if_new(self, text: str) -> bool:
         """Add `text` and return True, or return False if a question at least `threshold` similar is present."""
-        items = shingles(text)
+        toks = words(text)
+        items = shingles(text, toks=toks)
         if not items:
+            return False
+        normal = " ".join(toks)
+        if normal in self._exact:
             return False
         sig = self._signature(items)
         keys = [row.tobytes() for row in sig.reshape(self.bands, self.rows)]
@@ -184,7 +194,7 @@ class DuplicateIndex:
         for band, key in enumerate(keys):
             bucket = self._buckets[band].get(key)
             if bucket:
-                candidates.update(bucket)
+                candidates.update(bucket[-self.bucket_cap :])
         if candidates:
             idx = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
             agreement = (self._sigs[idx] == sig).mean(axis=1)
@@ -194,6 +204,7 @@ class DuplicateIndex:
                 if len(items & other) / len(items | other) >= self.threshold:
                     return False
         idx = len(self._sets)
+        self._exact.add(normal)
         self._sets.append(items)
         if idx == len(self._sigs):
             self._sigs = np.concatenate([self._sigs, np.zeros_like(self._sigs)])

@@ -33,6 +33,9 @@ from ftstudio.synth.state import RunRecord, RunState, Task, now, run_summary
 
 STATE_FILE = "generate.db"
 FATAL_STREAK = 3  # this many requests in a row failing the same way (after their retries) stop the run
+# Finished pairs are appended at most this often (one fsync and one SQLite commit per batch); pairs not yet
+# appended at a crash are not lost: their tasks are still pending and are sent again on resume.
+FLUSH_INTERVAL_S = 0.25
 STALE_MIN = 20  # replies in a row with no new pair (all dropped) before a run is called exhausted
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -266,6 +269,7 @@ class _Generator:
         writer: asyncio.Task | None = None
         accepted = run.written
         kept_total, done_requests, stale = 0, 0, 0
+        last_flush = time.monotonic()
         stale_limit = max(STALE_MIN, 2 * concurrency, min(self.state.candidate_count, 200))
 
         async def flush(records: list[dict[str, Any]], tasks: list[tuple[int, int]]) -> None:
@@ -318,9 +322,11 @@ class _Generator:
             if writer is not None and writer.done():
                 writer.result()
                 writer = None
-            if writer is None and (buffer or finished):
+            due = not inflight or time.monotonic() - last_flush >= FLUSH_INTERVAL_S or accepted >= run.target
+            if writer is None and (buffer or finished) and due:
                 writer = asyncio.ensure_future(flush(buffer, finished))
                 buffer, finished = [], []
+                last_flush = time.monotonic()
             if not inflight:
                 if writer is not None:
                     await writer

@@ -390,3 +390,12 @@ def _template_rules(facts: ModelFacts, info: dict[str, Any]) -> list[Finding]:
     note = "" if system_ok else " (it refuses a system message: the system prompt is folded into the first turn)"
     findings.append(Finding("chat_template", "ok", f"chat template from {facts.chat_template_source}{note}"))
     return findings
+
+
+def catalog_fits(
+    hardware: Hardware | None = None, *, seq_len: int = 2048, batch: int = 1, method: str = "lora"
+) -> list[tuple[CatalogEntry, CheckResult]]:
+    """Every catalog entry with its verdict for this machine, fastest to try first: usable ones, then by size."""
+    hw = hardware or detect_hardware()
+    rows = [(e, check_entry(e, hw, seq_len=seq_len, batch=batch, method=method)) for e in load_catalog()]
+    return sorted(rows, key=lambda row: (_RANK[row[1].verdict], row[0].params, row[0].id))

@@ -226,7 +226,10 @@ def _apply_rules(
 def _architecture_rules(facts: ModelFacts, trust_remote_code: bool) -> list[Finding]:
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     arch = facts.architecture
     auto_map = facts.config.get("auto_map") or {}
@@ -254,7 +257,10 @@ def _architecture_rules(facts: ModelFacts, trust_remote_code: bool) -> list[Find
                     f"transformers {transformers.__version__} does not know the model type {arch!r}",
                     "upgrade transformers (pip install -U transformers), or pick a catalog model")
         ]  # fmt: skip
-    if arch not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    # BERT-like encoders appear in the causal-LM mapping too (as decoders with is_decoder=True), but such a
+    # checkpoint is a masked-LM encoder: not a chat model to fine-tune.
+    encoder = arch in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not facts.config.get("is_decoder")
+    if arch not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or encoder or facts.config.get("is_encoder_decoder"):
         return [
             Finding("architecture", "error",
                     f"{facts.label} is a {arch} model, which is not a causal (text-generation) language model",

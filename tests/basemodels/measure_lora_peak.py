@@ -59,7 +59,8 @@ def main() -> None:
         losses.append(loss.item())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"baseline": baseline, "peak": rss_peak(), "losses": losses, "trainable": trainable, "total": total}))
+    result = {"baseline": baseline, "peak": rss_peak(), "losses": losses, "trainable": trainable, "total": total}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import shutil
 import pytest
 from transformers import AutoTokenizer, BertConfig, Gemma2Config
 
-from ftstudio.basemodels.checks import check_model
 from ftstudio.basemodels.chat_template import SAMPLE_CONVERSATION
+from ftstudio.basemodels.checks import check_model
 from ftstudio.basemodels.tiny import ARCHITECTURES
 from ftstudio.errors import BadInput, NotFound
 
@@ -106,7 +106,7 @@ def test_remote_code_is_refused_unless_trusted(tmp_path, tiny_model, cpu_machine
 
 def test_non_causal_model_is_an_error(tmp_path, cpu_machine):
     folder = tmp_path / "bert"
-    BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128).save_pretrained(folder)
+    BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32).save_pretrained(folder)
     result = check_model(str(folder), hardware=cpu_machine)
     assert result.verdict == "error" and result.exit_code == 2
     assert "is a bert model, which is not a causal" in result.reasons[0]

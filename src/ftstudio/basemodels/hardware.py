@@ -32,12 +32,24 @@ class Hardware:
         return {**asdict(self), "device": self.device}
 
 
+def gpu_driver_present() -> bool:
+    """A cheap look for an NVIDIA (or ROCm) driver, so a CPU-only machine answers without importing torch."""
+    import ctypes.util
+    import os
+
+    if any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd")):
+        return True
+    return any(ctypes.util.find_library(name) for name in ("cuda", "nvcuda"))
+
+
 def detect_hardware() -> Hardware:
-    """Look at this machine now: CUDA through torch when it is installed and sees a device, RAM through psutil."""
+    """Look at this machine now: CUDA through torch when a driver is there and torch sees a device; RAM by psutil."""
     import psutil
 
     memory = psutil.virtual_memory()
     cuda, name, total, free, bf16 = False, None, 0, 0, False
+    if not gpu_driver_present():
+        return Hardware(cuda, name, total, free, int(memory.total), int(memory.available), bf16)
     try:
         import torch
 

@@ -152,7 +152,11 @@ def _resolve_hub(repo_id: str, *, offline: bool | None, cache_dir: Path | str | 
     local_only = reason is not None
 
     def download(name: str) -> Path:
-        return Path(hf_hub_download(repo_id, name, cache_dir=cache, local_files_only=local_only, etag_timeout=10))
+        return Path(
+            hf_hub_download(
+                repo_id, name, cache_dir=cache, local_files_only=local_only, etag_timeout=10, endpoint=hub_endpoint()
+            )
+        )
 
     try:
         config_path = download(CONFIG_FILE)

@@ -90,8 +90,11 @@ def make_pdf(
         page_nums.append(
             add(
                 b"<< /Type /Page /Parent " + str(pages_num).encode() + b" 0 R /MediaBox [0 0 612 792] "
-                b"/Resources << /Font << /F1 " + str(font).encode() + b" 0 R >> >> /Contents "
-                + str(content_num).encode() + b" 0 R >>"
+                b"/Resources << /Font << /F1 "
+                + str(font).encode()
+                + b" 0 R >> >> /Contents "
+                + str(content_num).encode()
+                + b" 0 R >>"
             )  # fmt: skip
         )
     kids = b" ".join(str(n).encode() + b" 0 R" for n in page_nums)
@@ -100,10 +103,12 @@ def make_pdf(
     if outline:
         outlines_num = add(b"")
         item_nums = [add(b"") for _ in outline]
-        for i, ((title, page), num) in enumerate(zip(outline, item_nums)):
+        for i, ((title, page), num) in enumerate(zip(outline, item_nums, strict=True)):
             title_bytes = title.encode("latin-1")
             if key is not None:
-                title_bytes = _rc4(hashlib.md5(key + struct.pack("<i", num)[:3] + b"\x00\x00").digest()[:10], title_bytes)
+                title_bytes = _rc4(
+                    hashlib.md5(key + struct.pack("<i", num)[:3] + b"\x00\x00").digest()[:10], title_bytes
+                )
             links = b""
             if i > 0:
                 links += b" /Prev " + str(item_nums[i - 1]).encode() + b" 0 R"

@@ -57,7 +57,7 @@ def test_replace_keeps_index_in_step_and_ids_never_reused(tmp_path):
         assert store.count_chunks() == 1
         assert not set(store.chunk_ids()) & set(old_ids)
         assert store.search("fractions") == []
-        assert [h.chunk.text for h in store.search("percentage")] == ["Percentages only."]
+        assert [h.chunk.text for h in store.search("PERCENTAGES")] == ["Percentages only."]
         assert store.integrity_check() == "ok"
         with pytest.raises(NotFound, match=str(old_ids[0])):
             store.get_chunks(old_ids[:1])

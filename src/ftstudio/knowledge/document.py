@@ -34,9 +34,14 @@ def clean_text(text: str) -> str:
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\x00", "")
-    text = _TRAILING_SPACE.sub("\n", text)
-    return _MANY_BLANK_LINES.sub("\n\n", text).strip()
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    # The substitutions scan slowly; most text needs neither, and `in` finds out at memory speed.
+    if " \n" in text or "\t\n" in text or "\f" in text or "\v" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _MANY_BLANK_LINES.sub("\n\n", text)
+    return text.strip()
 
 
 def clean_title(title: str) -> str:

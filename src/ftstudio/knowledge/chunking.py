@@ -135,26 +135,32 @@ def _best_break(text: str, s: int, floor: int, lim: int) -> tuple[int, int]:
 
     Every break lies beyond `floor` (the previous chunk's end), so each chunk covers new text.
     """
-    base = max(s, floor)
-    fill = max(floor + 1, base + (lim - base) // 4)
+    floor = max(s, floor)
+    fill = max(floor + 1, floor + (lim - floor) // 4)
     for lo in (fill, floor + 1):
-        p = text.rfind("\n\n", lo, lim)
-        if p >= lo:
-            return p, p + 2
-        last = None
-        for last in _SENTENCE_END.finditer(text, lo, lim):  # noqa: B007 (we want the last match)
-            pass
-        if last is not None and last.end() > lo:
-            return last.end(), last.end()
-        p = text.rfind("\n", lo, lim)
-        if p >= lo:
-            return p, p + 1
-        p = text.rfind(" ", lo, lim + 1)  # a space right at `lim` ends a word exactly at the limit
-        if p >= lo:
-            e = _rstrip(text, s, p)
-            if e > floor:
-                return e, p + 1
+        for end, following in _breaks(text, lo, lim):
+            end = _rstrip(text, s, end)
+            if end > floor:
+                return end, following
     return lim, lim  # one "word" longer than the budget: the only cut inside a word
+
+
+def _breaks(text: str, lo: int, lim: int):
+    """Candidate (end, following start) breaks in [lo, lim], best kind first: paragraph, sentence, line, space."""
+    p = text.rfind("\n\n", lo, lim)
+    if p >= lo:
+        yield p, p + 2
+    last = None
+    for last in _SENTENCE_END.finditer(text, lo, lim):  # noqa: B007 (the last match is the one wanted)
+        pass
+    if last is not None:
+        yield last.end(), last.end()
+    p = text.rfind("\n", lo, lim)
+    if p >= lo:
+        yield p, p + 1
+    p = text.rfind(" ", lo, lim + 1)  # a space right at `lim` ends a word exactly at the limit
+    if p >= lo:
+        yield p, p + 1
 
 
 def _overlap_start(text: str, measure: Measure, s: int, e: int, overlap: int) -> int | None:

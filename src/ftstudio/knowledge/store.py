@@ -372,31 +372,41 @@ class KnowledgeStore:
         )
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        """The `k` chunks best matching `query` by BM25. Any text is a valid query; one with no words finds nothing."""
-        match = self._match_expression(query)
-        if match is None or k <= 0:
+        """The `k` chunks best matching `query` by BM25. Any text is a valid query; one with no words finds nothing.
+
+        Words held by more than half the chunks carry (almost) no BM25 weight, so they are left out of the match
+        when the query has other words. A query made only of such words has no ranking signal at all: it returns
+        the first `k` chunks holding all of them, best first, without scoring the whole corpus.
+        """
+        if k <= 0:
             return []
-        # One-table query ordered by FTS5's own rank: FTS5 sorts internally and computes snippets for the k rows
+        match, ranked = self._match_expression(query)
+        if match is None:
+            return []
+        # One-table queries: ordered by FTS5's own rank, FTS5 sorts internally and makes snippets for the k rows
         # returned only. A join here would make SQLite score and sort every match itself.
+        order = "ORDER BY rank " if ranked else ""
         rows = self._db.execute(
             "SELECT rowid, -rank, snippet(chunks_fts, 0, '**', '**', '…', 24) FROM chunks_fts "
-            "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+            f"WHERE chunks_fts MATCH ? {order}LIMIT ?",
             (match, int(k)),
         ).fetchall()
+        if not ranked:
+            rows.sort(key=lambda r: -r[1])
         chunks = {c.id: c for c in self.get_chunks([r[0] for r in rows])}
         return [SearchHit(chunk=chunks[r[0]], score=float(r[1]), snippet=r[2]) for r in rows]
 
-    def _match_expression(self, query: str) -> str | None:
-        """The FTS5 expression for `query`: its words, quoted, any of which may match.
+    def _match_expression(self, query: str) -> tuple[str | None, bool]:
+        """The FTS5 expression for `query` (its words quoted, any may match) and whether ranking it means anything.
 
         Words that more than half the chunks hold are left out: FTS5's BM25 clamps their weight to almost nothing,
         so they cannot change the ranking, and they would make nearly every chunk a match to score. A query of
-        nothing but such words asks for all of them together (AND) instead.
+        nothing but such words asks for all of them together (AND), unranked.
         """
         words = list(dict.fromkeys(_fold(w) for w in _WORD_RE.findall(query)))
         words = [w for w in words if w]
         if not words:
-            return None
+            return None, False
         half = self.count_chunks() / 2
         frequent = set()
         for w in words:
@@ -404,7 +414,9 @@ class KnowledgeStore:
             if row and row[0] > half:
                 frequent.add(w)
         rare = [f'"{w}"' for w in words if w not in frequent]
-        return " OR ".join(rare) if rare else " AND ".join(f'"{w}"' for w in words)
+        if rare:
+            return " OR ".join(rare), True
+        return " AND ".join(f'"{w}"' for w in words), False
 
     # --- writing --------------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+_PREFERRED = ("cp1252", "latin_1", "iso8859_15")
 # Control bytes that never appear in text (tab, newlines, form feed and escape excepted).
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
 
@@ -39,9 +40,14 @@ def decode_text(path: Path, data: bytes) -> str:
         pass
     from charset_normalizer import from_bytes  # only for the rare non-UTF-8 file
 
-    best = from_bytes(data).best()
+    results = from_bytes(data)
+    best = results.best()
     if best is None:
         raise LoadError(path, "not text in any encoding that could be detected", "save it as UTF-8 and try again")
+    # Single-byte encodings often tie (cp1250 and cp1252 read most French alike); on a tie, take the commonest.
+    for match in results:
+        if match.encoding in _PREFERRED and (match.chaos, -match.coherence) <= (best.chaos, -best.coherence):
+            return str(match)
     return str(best)
 
 

@@ -98,7 +98,8 @@ def collect_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[str]]:
 
 
 def _add(f: Path, files: list[Path], seen: set[Path]) -> None:
-    resolved = f.resolve()
+    # A dangling link keeps its own name (resolving it would name a file that is not there).
+    resolved = f.resolve() if f.exists() else Path(os.path.abspath(f))
     if resolved not in seen:
         seen.add(resolved)
         files.append(resolved)

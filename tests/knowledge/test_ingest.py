@@ -224,3 +224,27 @@ def test_sigkill_mid_ingest_leaves_no_partial_document(workspace, tmp_path):
     for path, chunks in counts.items():
         assert status[path].status == "unchanged" and status[path].chunks == chunks
     assert finished.counts()["added"] == 30 - len(counts)
+
+
+def test_base_model_tokenizer_is_used_when_local(workspace, corpus, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    model_dir = tmp_path / "tiny-model"
+    model_dir.mkdir()
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(list(CORPUS.values()) * 5, trainers.BpeTrainer(vocab_size=300))
+    tok.save(str(model_dir / "tokenizer.json"))
+    project = Project.create("p", workspace)
+    project.update_settings("base_model", model=str(model_dir))
+    report = ingest(project, [corpus], KnowledgeSettings(chunk_tokens=16, overlap=2))
+    assert report.token_counter == f"tokenizer:{model_dir}"
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        assert {d.token_counter for d in store.documents()} == {report.token_counter}
+        chunks = store.get_chunks(store.chunk_ids())
+    assert all(c.tokens <= 16 for c in chunks)
+    assert all(abs(len(tok.encode(c.text).ids) - c.tokens) <= 2 for c in chunks)
+    # Without a local tokenizer (a hub id not in any cache) the estimate is used, and nothing is downloaded.
+    project.update_settings("base_model", model="nobody/not-cached-model")
+    env_report = ingest(project, [corpus])
+    assert env_report.token_counter.startswith("estimate") and env_report.counts()["updated"] == 4

@@ -48,3 +48,22 @@ def cli(workspace: Path):
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """Build (once per session and per arguments) a tiny real model folder: `tiny_model("qwen2")`.
+
+    The folders are shared by every test: copy one before changing it.
+    """
+    from ftstudio.basemodels.tiny import build_tiny_model
+
+    built: dict[tuple, Path] = {}
+
+    def get(arch: str = "llama", **options) -> Path:
+        key = (arch, tuple(sorted(options.items())))
+        if key not in built:
+            built[key] = build_tiny_model(tmp_path_factory.mktemp(f"tiny-{arch}"), arch, **options)
+        return built[key]
+
+    return get

@@ -236,6 +236,8 @@ class KnowledgeStore:
     def __init__(self, db: sqlite3.Connection, path: Path):
         self._db = db
         self.path = path
+        self._count_key: tuple[int, int] | None = None
+        self._count = 0
 
     @classmethod
     def open(cls, path: Path | str) -> KnowledgeStore:
@@ -345,6 +347,14 @@ class KnowledgeStore:
     def count_chunks(self) -> int:
         return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
 
+    def _cached_count(self) -> int:
+        # Counting walks an index; searches ask on every query, so remember it until this connection or another
+        # one writes (total_changes and data_version tell).
+        key = (self._db.total_changes, self._db.execute("PRAGMA data_version").fetchone()[0])
+        if key != self._count_key:
+            self._count, self._count_key = self.count_chunks(), key
+        return self._count
+
     def documents(self) -> list[DocumentInfo]:
         """Every stored document with its chunk and token counts, by path."""
         rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d ORDER BY d.path")
@@ -407,7 +417,7 @@ class KnowledgeStore:
         words = [w for w in words if w]
         if not words:
             return None, False
-        half = self.count_chunks() / 2
+        half = self._cached_count() / 2
         frequent = set()
         for w in words:
             row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term = ?", (w,)).fetchone()

@@ -11,7 +11,14 @@ from typing import Annotated
 import typer
 
 from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
+from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.project import Project
+
+_FIELDS = KnowledgeSettings.model_fields
+
+
+def _setting_help(name: str) -> str:
+    return f"{_FIELDS[name].description} Default: the project's setting ({_FIELDS[name].default} unless changed)."
 
 
 def register(app: typer.Typer) -> None:
@@ -23,19 +30,14 @@ def register(app: typer.Typer) -> None:
 def ingest(
     name: Annotated[str, typer.Argument(help="Project name.")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive) to ingest.", show_default=False)],
-    chunk_tokens: Annotated[
-        int | None, typer.Option(help="Most tokens in one chunk. [default: project's, 512]")
-    ] = None,
-    overlap: Annotated[
-        int | None, typer.Option(help="Tokens repeated between chunks. [default: project's, 64]")
-    ] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help=_setting_help("chunk_tokens"), show_default=False)] = None,
+    overlap: Annotated[int | None, typer.Option(help=_setting_help("overlap"), show_default=False)] = None,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Load PDF, DOCX, EPUB, HTML, Markdown and text files, cut them into chunks, and index them for search."""
     from ftstudio.errors import BadInput
     from ftstudio.knowledge.ingest import ingest as run_ingest
-    from ftstudio.knowledge.settings import KnowledgeSettings
 
     project = Project.open(name, root)
     values = project.settings().knowledge.model_dump()

@@ -99,7 +99,7 @@ def _assemble(sections: Iterable[Section]) -> tuple[str, list[_Group]]:
 def split_span(text: str, start: int, end: int, measure: Measure, budget: int, overlap: int) -> list[tuple[int, int]]:
     """(start, end) character spans of the chunks of text[start:end]: non-empty, stripped, within the budget."""
     spans: list[tuple[int, int]] = []
-    s = _skip_space(text, start, end)
+    s = fresh = _skip_space(text, start, end)  # fresh: where this chunk would start without overlap
     prev_end = s
     while s < end:
         lim = measure.limit(s, budget, end)
@@ -107,15 +107,23 @@ def split_span(text: str, start: int, end: int, measure: Measure, budget: int, o
             spans.append((s, _rstrip(text, s, end)))
             break
         e, nxt = _best_break(text, s, prev_end, lim)
+        if e == lim and s < fresh and _inside_word(text, e):
+            # The overlap left too little room for the next word: give up the overlap, not the word.
+            s = fresh
+            continue
         spans.append((s, e))
         prev_end = e
-        following = _skip_space(text, nxt, end)
+        following = fresh = _skip_space(text, nxt, end)
         if overlap and following < end:
             back = _overlap_start(text, measure, s, e, overlap)
             if back is not None:
                 following = back
         s = following
     return spans
+
+
+def _inside_word(text: str, i: int) -> bool:
+    return 0 < i < len(text) and text[i] not in _SPACE and text[i - 1] not in _SPACE
 
 
 def _skip_space(text: str, i: int, end: int) -> int:

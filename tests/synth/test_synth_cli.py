@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from conftest import add_document, fact_chunks
+from synth_data import add_document, fact_chunks
+
 from ftstudio.synth.state import RunState
 from protocol_servers import OllamaServer, OpenAIServer
 
@@ -192,3 +194,21 @@ def test_ctrl_c_stops_cleanly_and_the_next_call_finishes(cli, grounded, workspac
     assert finished.code == 0 and finished.json()["written"] == 20 and finished.json()["run"] == stopped["run"]
     records = [json.loads(line) for line in project.sft_data.read_text().splitlines()]
     assert len(records) == 20 and len({r["meta"]["task"] for r in records}) == 20
+
+
+def test_ingest_markdown_then_generate_end_to_end(cli, project, workspace, ollama_server):
+    docs = workspace / "notes"
+    docs.mkdir()
+    for name, seed in (("rivers.md", 11), ("towns.md", 12)):
+        body = "\n\n".join(f"## Part {i}\n\n{text}" for i, text in enumerate(fact_chunks(3, seed=seed)))
+        (docs / name).write_text(f"# {name[:-3].title()}\n\n{body}\n")
+    ingested = cli("ingest", "demo", str(docs), "--chunk-tokens", "64", "--overlap", "0")
+    assert ingested.code == 0, ingested.stderr
+    result = cli("generate", "demo", "--provider", "ollama", "--base-url", ollama_server.url, "--model", "llama3:8b",
+                 "--pairs", "6", "--per-chunk", "1", "--json")  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert result.json()["written"] == 6 and result.json()["dropped"].get("ungrounded", 0) == 0
+    records = [json.loads(line) for line in project.sft_data.read_text().splitlines()]
+    assert {Path(r["meta"]["document"]).name for r in records} == {"rivers.md", "towns.md"}
+    coverage = cli("data", "demo", "--json").json()["coverage"]
+    assert coverage["chunks_used"] == 6 and len(coverage["documents"]) == 2

@@ -253,3 +253,8 @@ def copy_side_files(source: Path, dest: Path, *, only_tokenizer: bool = False) -
         if only_tokenizer and not (path.name.startswith(("tokenizer", "special_tokens", "chat_template"))):
             continue
         shutil.copy2(path, dest / path.name)
+
+
+def count_params(base_dir: Path) -> int:
+    """Number of weights in the base model, from the safetensors headers alone."""
+    return sum(math.prod(e.shape) for e in _plan(base_weight_files(base_dir)))

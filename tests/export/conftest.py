@@ -14,11 +14,6 @@ import pytest
 
 from ftstudio.project import Project
 
-needs_llama = pytest.mark.skipif(
-    not __import__("ftstudio.export.gguf.quantize", fromlist=["x"]).llama_cpp_available(),
-    reason="llama-cpp-python is not installed",
-)
-
 
 @pytest.fixture(scope="session")
 def adapter_for(tiny_model, tmp_path_factory):
@@ -48,7 +43,7 @@ def adapter_for(tiny_model, tmp_path_factory):
     return get
 
 
-def add_run(project: Project, base: Path, adapter: Path | None, run_id: str = "run-1", status: str = "completed",
+def _add_run(project: Project, base: Path, adapter: Path | None, run_id: str = "run-1", status: str = "completed",
             system_prompt: str | None = None) -> Path:  # fmt: skip
     """Write runs/<run_id>/ as training does: run.json and (unless None) the adapter."""
     run_dir = project.runs_dir / run_id
@@ -68,7 +63,13 @@ def trained_project(workspace, adapter_for):
     def make(arch: str = "llama", name: str = "demo", system_prompt: str | None = None, **options) -> Project:
         base, adapter = adapter_for(arch, **options)
         project = Project.create(name, workspace)
-        add_run(project, base, adapter, system_prompt=system_prompt)
+        _add_run(project, base, adapter, system_prompt=system_prompt)
         return project
 
     return make
+
+
+@pytest.fixture
+def add_run():
+    """The function that writes a run folder: `add_run(project, base, adapter_or_None, run_id=..., status=...)`."""
+    return _add_run

@@ -10,9 +10,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftstudio.export.exporter import export
 from ftstudio.export.merged import export_merged
-from tests.export.conftest import needs_llama
+from ftstudio.export.gguf.quantize import llama_cpp_available
 
-pytestmark = needs_llama
+pytestmark = [pytest.mark.llama, pytest.mark.skipif(not llama_cpp_available(), reason="needs llama-cpp-python")]
 
 # Long enough (~400 tokens) that top-1 agreement over positions is a stable statistic.
 LONG = (

@@ -82,7 +82,11 @@ def export(
     if fmt == "merged":
         check_disk(out, merging.weights_size(base), "the merged model")
         files = merging.export_merged(
-            base, run.adapter_dir, out / f"{stem}-merged", max_shard_bytes=settings.max_shard_mb << 20, progress=progress
+            base,
+            run.adapter_dir,
+            out / f"{stem}-merged",
+            max_shard_bytes=settings.max_shard_mb << 20,
+            progress=progress,
         )
         result.files = _describe(files)
         return result

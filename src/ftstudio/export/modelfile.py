@@ -18,20 +18,20 @@ _LLAMA3 = (
     "<|start_header_id|>assistant<|end_header_id|>\n\n"
 )
 _CHATML = (
-    "{{ range $i, $m := .Messages }}{{ if and (eq $i 0) (ne $m.Role \"system\") }}{DEFAULT_SYSTEM}{{ end }}"
+    '{{ range $i, $m := .Messages }}{{ if and (eq $i 0) (ne $m.Role "system") }}{DEFAULT_SYSTEM}{{ end }}'
     "<|im_start|>{{ $m.Role }}\n{{ $m.Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
 )
 _PHI3 = (
-    "{{ range .Messages }}{{ if eq .Role \"system\" }}{{ if .Content }}<|system|>\n{{ .Content }}<|end|>\n{{ end }}"
-    "{{ else if eq .Role \"user\" }}<|user|>\n{{ .Content }}<|end|>\n"
-    "{{ else if eq .Role \"assistant\" }}<|assistant|>\n{{ .Content }}<|end|>\n{{ end }}{{ end }}<|assistant|>\n"
+    '{{ range .Messages }}{{ if eq .Role "system" }}{{ if .Content }}<|system|>\n{{ .Content }}<|end|>\n{{ end }}'
+    '{{ else if eq .Role "user" }}<|user|>\n{{ .Content }}<|end|>\n'
+    '{{ else if eq .Role "assistant" }}<|assistant|>\n{{ .Content }}<|end|>\n{{ end }}{{ end }}<|assistant|>\n'
 )
 # Mistral's template has no system role: the system text opens the first user turn, as Mistral's later templates do.
 _MISTRAL = (
-    "{{ $system := \"\" }}{{ range .Messages }}{{ if eq .Role \"system\" }}{{ $system = .Content }}{{ end }}{{ end }}"
-    "{{ $first := true }}{{ range .Messages }}{{ if eq .Role \"user\" }}[INST] "
+    '{{ $system := "" }}{{ range .Messages }}{{ if eq .Role "system" }}{{ $system = .Content }}{{ end }}{{ end }}'
+    '{{ $first := true }}{{ range .Messages }}{{ if eq .Role "user" }}[INST] '
     "{{ if and $first $system }}{{ $system }}\n\n{{ end }}{{ .Content }} [/INST]{{ $first = false }}"
-    "{{ else if eq .Role \"assistant\" }}{{ .Content }}</s>{{ end }}{{ end }}"
+    '{{ else if eq .Role "assistant" }}{{ .Content }}</s>{{ end }}{{ end }}'
 )
 
 

@@ -63,7 +63,9 @@ def held_out_prompts(data_file: Path | None, count: int, system: str | None) -> 
     for prompt in BUILT_IN_PROMPTS[: max(0, count - len(conversations))]:
         conversations.append([{"role": "user", "content": prompt}])
     if system:
-        conversations = [c if c[0]["role"] == "system" else [{"role": "system", "content": system}, *c] for c in conversations]
+        conversations = [
+            c if c[0]["role"] == "system" else [{"role": "system", "content": system}, *c] for c in conversations
+        ]
     return conversations
 
 

@@ -102,7 +102,9 @@ def export_gguf(
         arch.write_metadata(writer, config)
         write_vocab(writer, vocab)
         for t in plan:
-            writer.add_tensor_info(t.gguf_name, t.shape, np.dtype(np.float32), quantize.nbytes(t.shape, t.qtype), t.qtype)
+            writer.add_tensor_info(
+                t.gguf_name, t.shape, np.dtype(np.float32), quantize.nbytes(t.shape, t.qtype), t.qtype
+            )
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()

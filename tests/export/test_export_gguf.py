@@ -9,8 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ftstudio.export.exporter import export
-from ftstudio.export.merged import export_merged
 from ftstudio.export.gguf.quantize import llama_cpp_available
+from ftstudio.export.merged import export_merged
 
 pytestmark = [pytest.mark.llama, pytest.mark.skipif(not llama_cpp_available(), reason="needs llama-cpp-python")]
 

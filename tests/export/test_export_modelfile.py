@@ -106,7 +106,7 @@ def test_go_template_renders_what_the_hf_template_renders(tiny_model, tmp_path):
             expected.append((arch, text))
     rendered = _go_render(cases, tmp_path)
     assert len(rendered) == len(expected) == 16
-    for (arch, want), got in zip(expected, rendered):
+    for (arch, want), got in zip(expected, rendered, strict=True):
         assert got == want, arch
 
 

@@ -78,7 +78,7 @@ class LoraWeights:
         self.deltas: dict[str, tuple[str, str, bool]] = {}  # base key → (A key, B key, is_embedding)
         self.replaced: dict[str, str] = {}  # base key → adapter key holding the whole new tensor
         self.bias_deltas: dict[str, str] = {}  # base bias key → lora_B bias key
-        for key in self._file.keys():
+        for key in self._file.keys():  # noqa: SIM118 (safe_open is not iterable)
             name = key.removeprefix("base_model.model.")
             if name.endswith(".lora_A.weight"):
                 module = name.removesuffix(".lora_A.weight")
@@ -157,7 +157,7 @@ def _plan(files: list[Path]) -> list[_Entry]:
     entries = []
     for path in files:
         with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 part = f.get_slice(key)
                 dtype, shape = part.get_dtype(), tuple(part.get_shape())
                 size = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2}.get(dtype, 1)

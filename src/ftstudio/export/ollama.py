@@ -7,6 +7,7 @@ template, stop parameters and system prompt. `OLLAMA_HOST` is read as Ollama's o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,10 +30,7 @@ def ollama_url(host: str | None = None) -> str:
     scheme, _, rest = raw.rpartition("://")
     scheme = scheme or "http"
     hostport = rest or "127.0.0.1"
-    if hostport.startswith("["):
-        has_port = "]:" in hostport
-    else:
-        has_port = ":" in hostport
+    has_port = "]:" in hostport if hostport.startswith("[") else ":" in hostport
     if not has_port:
         hostport += ":443" if scheme == "https" else ":11434"
     if hostport.startswith("0.0.0.0"):
@@ -105,8 +103,6 @@ def _request(method: str, url: str, *, data: Any = None, length: int | None = No
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         body = exc.read().decode("utf-8", "replace")
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             body = json.loads(body).get("error", body)
-        except (ValueError, AttributeError):
-            pass
         return exc.code, body

@@ -122,7 +122,7 @@ def verify_gguf(
                 logits = model(torch.tensor([ids + generated])).logits[0, len(ids) - 1 : -1].numpy()
             gaps = [
                 float((row.max() - row[tok]) / max(float(row.max() - row.min()), 1e-9))
-                for row, tok in zip(logits, generated)
+                for row, tok in zip(logits, generated, strict=True)
             ]
             agreed = sum(g <= TOLERANCE[quant] for g in gaps)
             if agreed < len(generated):

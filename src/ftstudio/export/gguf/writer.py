@@ -46,7 +46,7 @@ def _plan(folder: Path, config: dict, spec: arch.ArchSpec, qtype: gguf.GGMLQuant
     plan = []
     for path in _weight_files(folder):
         with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 if key.endswith(("rotary_emb.inv_freq", ".masked_bias")) or (tied and key == "lm_head.weight"):
                     continue
                 name = names.get_name(key, try_suffixes=(".weight", ".bias"))

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -33,15 +32,26 @@ export_gguf(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], name="bench")
 """
 
 
+# Linux carries a process's peak RSS across fork and exec, so a child forked from this (large) process would report
+# at least our own peak. A small launcher process forks the measured command and reports its wait4() figures.
+LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
 def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one subprocess."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{cmd[:3]} failed:\n{proc.stderr.read().decode()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *cmd], env=env, capture_output=True, text=True)
+    wall, rss, code = proc.stdout.split()[-3:]
+    if int(code) != 0:
+        raise SystemExit(f"{cmd[:3]} failed:\n{proc.stderr[-3000:]}")
+    return float(wall), float(rss)
 
 
 def llama_cpp_converter(work: Path) -> Path:

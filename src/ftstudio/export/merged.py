@@ -1,9 +1,9 @@
 """Merging a LoRA adapter into its base model, one tensor at a time.
 
-The base's safetensors shards are read lazily (`safe_open`), each tensor gets `W + scale·B@A` when the adapter targets
-it, and the result is written straight into the output shard, whose header is known in advance (merging changes no
-shape or dtype). So peak memory is about one tensor, never the model twice. The base's dtype is kept: a bf16 base
-gives a bf16 merged model, an f32 one stays f32.
+The base's safetensors shards are read a tensor at a time (plain reads, see safetensors_io), each tensor gets
+`W + scale·B@A` when the adapter targets it, and the result is written straight into the output shard, whose header
+is known in advance (merging changes no shape or dtype). So peak memory is about one tensor, never the model twice.
+The base's dtype is kept: a bf16 base gives a bf16 merged model, an f32 one stays f32.
 """
 
 from __future__ import annotations
@@ -12,26 +12,18 @@ import json
 import math
 import re
 import shutil
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ftstudio.errors import BadInput
 from ftstudio.export.files import staged_dir
+from ftstudio.export.safetensors_io import TensorEntry, read_header, read_raw
 from ftstudio.progress import ProgressFn, report
 
-_ST_DTYPES = {
-    "float32": "F32",
-    "float16": "F16",
-    "bfloat16": "BF16",
-    "float64": "F64",
-    "int64": "I64",
-    "int32": "I32",
-    "int16": "I16",
-    "int8": "I8",
-    "uint8": "U8",
-    "bool": "BOOL",
-}
 # Files of a model folder that are not weights: config, tokenizer, chat template, generation config.
 _SIDE_SUFFIXES = {".json", ".jinja", ".model", ".txt", ".tiktoken"}
 _SKIP_FILES = {"model.safetensors.index.json", "adapter_config.json", "training_args.json", "trainer_state.json"}
@@ -144,25 +136,20 @@ class LoraWeights:
 
 @dataclass(frozen=True)
 class _Entry:
-    key: str
     source: Path
-    dtype: str
-    shape: tuple[int, ...]
-    nbytes: int
+    tensor: TensorEntry
+
+    @property
+    def key(self) -> str:
+        return self.tensor.key
+
+    @property
+    def nbytes(self) -> int:
+        return self.tensor.nbytes
 
 
 def _plan(files: list[Path]) -> list[_Entry]:
-    from safetensors import safe_open
-
-    entries = []
-    for path in files:
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                part = f.get_slice(key)
-                dtype, shape = part.get_dtype(), tuple(part.get_shape())
-                size = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2}.get(dtype, 1)
-                entries.append(_Entry(key, path, dtype, shape, size * math.prod(shape)))
-    return entries
+    return [_Entry(path, entry) for path in files for entry in read_header(path)]
 
 
 def _shards(entries: list[_Entry], max_bytes: int) -> list[list[_Entry]]:
@@ -182,8 +169,8 @@ def _header(shard: list[_Entry]) -> bytes:
     offset = 0
     for entry in shard:
         header[entry.key] = {
-            "dtype": entry.dtype,
-            "shape": list(entry.shape),
+            "dtype": entry.tensor.dtype,
+            "shape": list(entry.tensor.shape),
             "data_offsets": [offset, offset + entry.nbytes],
         }
         offset += entry.nbytes
@@ -209,7 +196,7 @@ def export_merged(
 
     The folder appears whole or not at all: it is built under a temporary name and renamed at the end.
     """
-    from safetensors import safe_open
+    import torch
 
     files = base_weight_files(base_dir)
     lora = LoraWeights(adapter_dir)
@@ -217,18 +204,21 @@ def export_merged(
     shards = _shards(entries, max_shard_bytes)
     total = sum(e.nbytes for e in entries)
     done = 0
-    with staged_dir(dest) as work:
-        readers = {path: safe_open(str(path), framework="pt") for path in files}
+    with staged_dir(dest) as work, ExitStack() as stack:
+        readers = {path: stack.enter_context(open(path, "rb")) for path in files}
         weight_map: dict[str, str] = {}
         for number, shard in enumerate(shards, 1):
             name = "model.safetensors" if len(shards) == 1 else f"model-{number:05d}-of-{len(shards):05d}.safetensors"
             with open(work / name, "wb") as out:
                 out.write(_header(shard))
                 for entry in shard:
-                    tensor = readers[entry.source].get_tensor(entry.key)
+                    raw = read_raw(readers[entry.source], entry.tensor)
                     if lora.targets(entry.key):
-                        tensor = lora.apply(entry.key, tensor)
-                    data = tensor.contiguous().view(-1).view(_torch_uint8()).numpy()
+                        tensor = torch.from_numpy(raw)
+                        if entry.tensor.dtype == "BF16":
+                            tensor = tensor.view(torch.bfloat16)
+                        raw = lora.apply(entry.key, tensor).contiguous().view(torch.uint8).numpy()
+                    data = raw.reshape(-1).view(np.uint8)
                     assert data.nbytes == entry.nbytes, entry.key
                     out.write(memoryview(data))
                     weight_map[entry.key] = name
@@ -243,12 +233,6 @@ def export_merged(
     return sorted(p for p in dest.iterdir() if p.is_file())
 
 
-def _torch_uint8():
-    import torch
-
-    return torch.uint8
-
-
 def copy_side_files(source: Path, dest: Path, *, only_tokenizer: bool = False) -> None:
     """Copy config, tokenizer, chat template and generation config (never code, never weights)."""
     for path in sorted(source.iterdir()):
@@ -261,4 +245,4 @@ def copy_side_files(source: Path, dest: Path, *, only_tokenizer: bool = False) -
 
 def count_params(base_dir: Path) -> int:
     """Number of weights in the base model, from the safetensors headers alone."""
-    return sum(math.prod(e.shape) for e in _plan(base_weight_files(base_dir)))
+    return sum(math.prod(e.tensor.shape) for e in _plan(base_weight_files(base_dir)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ftstudio.errors import BadInput
 from ftstudio.export.files import staged_file
 from ftstudio.export.gguf import arch, quantize
 from ftstudio.export.gguf.tokenizer import read_vocab, write_vocab
+from ftstudio.export.safetensors_io import TensorEntry, read_float, read_header
 from ftstudio.progress import ProgressFn, report
 
 
@@ -26,7 +28,7 @@ from ftstudio.progress import ProgressFn, report
 class _Tensor:
     gguf_name: str
     source: Path | None  # None: computed (rope_freqs)
-    key: str
+    entry: TensorEntry | None
     shape: tuple[int, ...]
     qtype: gguf.GGMLQuantizationType
 
@@ -39,29 +41,26 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _plan(folder: Path, config: dict, spec: arch.ArchSpec, qtype: gguf.GGMLQuantizationType) -> list[_Tensor]:
-    from safetensors import safe_open
-
     names = gguf.TensorNameMap(spec.gguf_arch, config["num_hidden_layers"])
     tied = config.get("tie_word_embeddings", False)
     plan = []
     for path in _weight_files(folder):
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                if key.endswith(("rotary_emb.inv_freq", ".masked_bias")) or (tied and key == "lm_head.weight"):
-                    continue
-                name = names.get_name(key, try_suffixes=(".weight", ".bias"))
-                if name is None:
-                    raise BadInput(
-                        f"{path.name}: tensor {key!r} has no GGUF name for {config['model_type']}",
-                        hint="export with --format merged; this checkpoint has parts llama.cpp does not know",
-                    )
-                shape = tuple(d for d in f.get_slice(key).get_shape())
-                squeezed = tuple(d for d in shape if d != 1) or (1,)
-                plan.append(_Tensor(name, path, key, squeezed, quantize.tensor_type(name, squeezed, qtype)))
+        for entry in read_header(path):
+            key = entry.key
+            if key.endswith(("rotary_emb.inv_freq", ".masked_bias")) or (tied and key == "lm_head.weight"):
+                continue
+            name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+            if name is None:
+                raise BadInput(
+                    f"{path.name}: tensor {key!r} has no GGUF name for {config['model_type']}",
+                    hint="export with --format merged; this checkpoint has parts llama.cpp does not know",
+                )
+            squeezed = tuple(d for d in entry.shape if d != 1) or (1,)
+            plan.append(_Tensor(name, path, entry, squeezed, quantize.tensor_type(name, squeezed, qtype)))
     freqs = arch.rope_freqs(config)
     if freqs is not None:
         name = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight"
-        plan.insert(0, _Tensor(name, None, "rope_freqs", freqs.shape, gguf.GGMLQuantizationType.F32))
+        plan.insert(0, _Tensor(name, None, None, freqs.shape, gguf.GGMLQuantizationType.F32))
     return plan
 
 
@@ -85,9 +84,6 @@ def export_gguf(
     progress: ProgressFn | None = None,
 ) -> Path:
     """Write the HF model in `folder` as GGUF of type `quant` (f32, f16, bf16, q8_0, q4_0) at `dest`."""
-    import torch
-    from safetensors import safe_open
-
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     spec = arch.arch_spec(config)
     qtype, file_type = quantize.PLAIN[quant]
@@ -108,20 +104,20 @@ def export_gguf(
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        readers = {p: safe_open(str(p), framework="pt") for p in {t.source for t in plan if t.source}}
         total = sum(quantize.nbytes(t.shape, t.qtype) for t in plan)
         done = 0
-        for t in plan:
-            if t.source is None:
-                data = arch.rope_freqs(config)
-            else:
-                tensor = readers[t.source].get_tensor(t.key)
-                # As llama.cpp's converter: f16 and f32 as they are, anything else through f32.
-                if tensor.dtype not in (torch.float16, torch.float32):
-                    tensor = tensor.to(torch.float32)
-                data = arch.transform(spec, config, t.gguf_name, tensor.numpy().reshape(t.shape))
-            writer.write_tensor_data(quantize.encode(data, t.qtype))
-            done += quantize.nbytes(t.shape, t.qtype)
-            report(progress, "gguf", done, total, t.gguf_name)
+        with ExitStack() as files:
+            readers = {p: files.enter_context(open(p, "rb")) for p in dict.fromkeys(t.source for t in plan if t.source)}
+            for t in plan:
+                if t.source is None or t.entry is None:
+                    data = arch.rope_freqs(config)
+                else:
+                    # As llama.cpp's converter: f16 and f32 as they are, anything else through f32.
+                    raw = read_float(readers[t.source], t.entry).reshape(t.shape)
+                    data = arch.transform(spec, config, t.gguf_name, raw)
+                writer.write_tensor_data(quantize.encode(data, t.qtype))
+                del data
+                done += quantize.nbytes(t.shape, t.qtype)
+                report(progress, "gguf", done, total, t.gguf_name)
         writer.close()
     return dest

@@ -24,6 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
+MERGE_FTSTUDIO = """
+import sys
+from pathlib import Path
+from ftstudio.export.merged import export_merged
+export_merged(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+"""
+MERGE_PEFT = """
+import sys, torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.bfloat16)
+PeftModel.from_pretrained(model, sys.argv[2]).merge_and_unload().save_pretrained(sys.argv[3])
+"""
 FTSTUDIO = """
 import sys
 from pathlib import Path
@@ -131,6 +144,46 @@ def main() -> None:
             f, c = rows[quant, "ftstudio"], rows[quant, "llama.cpp"]
             print(f"{quant:6} ratio ftstudio/llama.cpp: time {f[0] / c[0]:.2f}, peak RSS {f[1] / c[1]:.2f}; "
                   f"tensors: {'IDENTICAL' if same else 'DIFFERENT'} ({detail})\n")  # fmt: skip
+        merge_section(work, model, size, env, args.repeat)
+
+
+def merge_section(work: Path, model: Path, size: int, env: dict[str, str], repeat: int) -> None:
+    """Merging a rank-16 all-linear LoRA adapter: ftstudio's tensor-by-tensor merge against PEFT's merge_and_unload."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model, dtype=torch.bfloat16),
+        LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"),
+    )
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.02)
+    peft_model.save_pretrained(work / "adapter")
+    del peft_model
+    print(f"merge of a rank-16 all-linear LoRA into the bf16 model ({size / 2**20:.0f} MiB of weights)")
+    print(f"{'tool':24} {'wall s':>7} {'peak RSS MiB':>13} {'RSS / model size':>17}")
+    results = {}
+    for tool, script in (("ftstudio", MERGE_FTSTUDIO), ("peft merge_and_unload", MERGE_PEFT)):
+        out = work / f"merged-{tool.split()[0]}"
+        runs = [measure([sys.executable, "-c", script, str(model), str(work / "adapter"), str(out)], env)
+                for _ in range(repeat)]  # fmt: skip
+        wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
+        results[tool] = (wall, rss, out)
+        print(f"{tool:24} {wall:7.2f} {rss:13.0f} {rss * 2**20 / size:17.2f}")
+    worst = 0.0
+    with (
+        safe_open(str(results["ftstudio"][2] / "model.safetensors"), "pt") as a,
+        safe_open(str(results["peft merge_and_unload"][2] / "model.safetensors"), "pt") as b,
+    ):
+        for key in a.keys():  # noqa: SIM118
+            worst = max(worst, float((a.get_tensor(key).float() - b.get_tensor(key).float()).abs().max()))
+    f, p = results["ftstudio"], results["peft merge_and_unload"]
+    print(f"ratio ftstudio/peft: time {f[0] / p[0]:.2f}, peak RSS {f[1] / p[1]:.2f}; "
+          f"largest weight difference {worst:.2g} (bf16 rounding)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 
 from ftstudio.errors import BadInput
 from ftstudio.export.files import staged_dir
-from ftstudio.export.safetensors_io import TensorEntry, read_header, read_raw
+from ftstudio.export.safetensors_io import TensorEntry, read_float, read_header, read_raw
 from ftstudio.progress import ProgressFn, report
 
 # Files of a model folder that are not weights: config, tokenizer, chat template, generation config.
@@ -55,9 +55,7 @@ def base_weight_files(base_dir: Path) -> list[Path]:
 class LoraWeights:
     """A PEFT LoRA adapter, ready to apply to base tensors by their names in the base checkpoint."""
 
-    def __init__(self, adapter_dir: Path):
-        from safetensors import safe_open
-
+    def __init__(self, adapter_dir: Path, stack: ExitStack):
         self.config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
         if self.config.get("peft_type", "LORA") != "LORA":
             raise BadInput(
@@ -66,11 +64,13 @@ class LoraWeights:
             )
         if self.config.get("use_dora"):
             raise BadInput(f"{adapter_dir}: DoRA adapters cannot be merged here", hint="export with --format adapter")
-        self._file = safe_open(str(adapter_dir / "adapter_model.safetensors"), framework="pt")
+        path = adapter_dir / "adapter_model.safetensors"
+        self._entries = {e.key: e for e in read_header(path)}
+        self._file = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (closed with the ExitStack)
         self.deltas: dict[str, tuple[str, str, bool]] = {}  # base key → (A key, B key, is_embedding)
         self.replaced: dict[str, str] = {}  # base key → adapter key holding the whole new tensor
         self.bias_deltas: dict[str, str] = {}  # base bias key → lora_B bias key
-        for key in self._file.keys():  # noqa: SIM118 (safe_open is not iterable)
+        for key in self._entries:
             name = key.removeprefix("base_model.model.")
             if name.endswith(".lora_A.weight"):
                 module = name.removesuffix(".lora_A.weight")
@@ -85,6 +85,9 @@ class LoraWeights:
                 self.replaced[name.replace(".base_layer.", ".")] = key
         self.used: set[str] = set()
 
+    def _get(self, key: str) -> np.ndarray:
+        return read_float(self._file, self._entries[key]).astype(np.float32, copy=False)
+
     def _scale(self, module: str, rank: int) -> float:
         alpha = self.config.get("lora_alpha", rank)
         for pattern, value in (self.config.get("alpha_pattern") or {}).items():
@@ -95,19 +98,18 @@ class LoraWeights:
     def targets(self, key: str) -> bool:
         return key in self.deltas or key in self.replaced or key in self.bias_deltas
 
-    def apply(self, key: str, tensor: Any) -> Any:
-        """The merged value of base tensor `key` (computed in float32, returned in the base tensor's dtype)."""
-        import torch
-
-        dtype = tensor.dtype
+    def apply(self, key: str, raw: np.ndarray, dtype: str) -> np.ndarray:
+        """The merged base tensor `key` given as stored (`dtype` F32/F16/BF16); computed in float32, stored back."""
+        if dtype not in ("F32", "F16", "BF16"):
+            raise BadInput(f"base tensor {key} is {dtype}; a LoRA merge needs a 16- or 32-bit float base")
+        tensor = widen(raw, dtype)
         if key in self.replaced:
-            tensor = self._file.get_tensor(self.replaced[key])
+            tensor = self._get(self.replaced[key])
             self.used.add(key)
         if key in self.deltas:
             a_key, b_key, embedding = self.deltas[key]
-            a = self._file.get_tensor(a_key).to(torch.float32)
-            b = self._file.get_tensor(b_key).to(torch.float32)
-            delta = b @ a * self._scale(key.removesuffix(".weight"), a.shape[0])
+            a, b = self._get(a_key), self._get(b_key)
+            delta = (b @ a) * np.float32(self._scale(key.removesuffix(".weight"), a.shape[0]))
             if embedding or self.config.get("fan_in_fan_out"):
                 delta = delta.T
             if delta.shape != tensor.shape:
@@ -115,15 +117,14 @@ class LoraWeights:
                     f"adapter tensor for {key} has shape {tuple(delta.shape)}, the base has {tuple(tensor.shape)}",
                     hint="this adapter was trained on another base model; check base_model in run.json",
                 )
-            tensor = tensor.to(torch.float32) + delta
+            tensor = tensor + delta
             self.used.add(key)
         if key in self.bias_deltas:
             b_key = self.bias_deltas[key]
-            a_key = b_key.replace(".lora_B.bias", ".lora_A.weight")
-            scale = self._scale(key.removesuffix(".bias"), self._file.get_slice(a_key).get_shape()[0])
-            tensor = tensor.to(torch.float32) + scale * self._file.get_tensor(b_key).to(torch.float32)
+            rank = self._entries[b_key.replace(".lora_B.bias", ".lora_A.weight")].shape[0]
+            tensor = tensor + np.float32(self._scale(key.removesuffix(".bias"), rank)) * self._get(b_key)
             self.used.add(key)
-        return tensor.to(dtype)
+        return narrow(tensor, dtype)
 
     def check_all_used(self, adapter_dir: Path) -> None:
         missing = sorted((set(self.deltas) | set(self.replaced) | set(self.bias_deltas)) - self.used)
@@ -132,6 +133,27 @@ class LoraWeights:
                 f"{adapter_dir}: the adapter changes {len(missing)} tensors the base model lacks, e.g. {missing[0]}",
                 hint="this adapter was trained on another base model; check base_model in run.json",
             )
+
+
+def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """A stored F32/F16/BF16 tensor as float32 (exact)."""
+    if dtype == "BF16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    return raw.astype(np.float32)
+
+
+def narrow(values: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 back to the stored form, rounding to nearest even as torch does (bf16 as uint16 bit patterns)."""
+    if dtype == "F32":
+        return values.astype(np.float32, copy=False)
+    if dtype == "F16":
+        return values.astype(np.float16)
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + (((bits >> 16) & 1) + 0x7FFF)) >> 16).astype(np.uint16)
+    nan = np.isnan(values)
+    if nan.any():
+        rounded[nan] = 0x7FC0
+    return rounded
 
 
 @dataclass(frozen=True)
@@ -196,15 +218,13 @@ def export_merged(
 
     The folder appears whole or not at all: it is built under a temporary name and renamed at the end.
     """
-    import torch
-
     files = base_weight_files(base_dir)
-    lora = LoraWeights(adapter_dir)
     entries = _plan(files)
     shards = _shards(entries, max_shard_bytes)
     total = sum(e.nbytes for e in entries)
     done = 0
     with staged_dir(dest) as work, ExitStack() as stack:
+        lora = LoraWeights(adapter_dir, stack)
         readers = {path: stack.enter_context(open(path, "rb")) for path in files}
         weight_map: dict[str, str] = {}
         for number, shard in enumerate(shards, 1):
@@ -214,10 +234,7 @@ def export_merged(
                 for entry in shard:
                     raw = read_raw(readers[entry.source], entry.tensor)
                     if lora.targets(entry.key):
-                        tensor = torch.from_numpy(raw)
-                        if entry.tensor.dtype == "BF16":
-                            tensor = tensor.view(torch.bfloat16)
-                        raw = lora.apply(entry.key, tensor).contiguous().view(torch.uint8).numpy()
+                        raw = lora.apply(entry.key, raw, entry.tensor.dtype)
                     data = raw.reshape(-1).view(np.uint8)
                     assert data.nbytes == entry.nbytes, entry.key
                     out.write(memoryview(data))

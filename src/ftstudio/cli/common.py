@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +41,13 @@ def emit(data: Any, json_mode: bool, human: Callable[[], None] | None = None) ->
 
 @contextmanager
 def progress_bar(description: str) -> Iterator[ProgressFn]:
-    """A progress callback drawing a bar on stderr (quiet when stderr is not a terminal)."""
+    """A progress callback for long work: a bar on a terminal, else one JSON event per line on stderr.
+
+    The JSON lines are what a background job (ftstudio.jobs) reads to show live progress in the UI.
+    """
+    if not err.is_terminal:
+        yield _json_events()
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = [
@@ -50,10 +57,25 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[detail]}"),
     ]
-    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+    with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(description, total=None, detail="")
 
         def update(event: Event) -> None:
             bar.update(task, completed=event.done, total=event.total, detail=event.message)
 
         yield update
+
+
+def _json_events(min_interval: float = 0.1) -> ProgressFn:
+    last = 0.0
+
+    def write(event: Event) -> None:
+        nonlocal last
+        now = time.monotonic()
+        # Throttled, but the last event of a stage (done == total) always goes out.
+        if now - last >= min_interval or (event.total is not None and event.done >= event.total):
+            last = now
+            sys.stderr.write(json.dumps({"event": event.to_dict()}, default=str) + "\n")
+            sys.stderr.flush()
+
+    return write

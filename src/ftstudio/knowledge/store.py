@@ -1,0 +1,432 @@
+"""The knowledge store: `knowledge.db`, one SQLite file per project holding documents, chunks and an FTS5 index.
+
+Schema changes are ordered migration functions; `PRAGMA user_version` records how many have run. The full-text
+index is an external-content FTS5 table over `chunks`, kept in step by triggers, so every write to `chunks`
+updates the index inside the same transaction. A document and all its chunks are written in one transaction:
+a crash or a bad file never leaves half a document behind.
+
+Other stages rely on `Chunk`, `SearchHit` and `KnowledgeStore` (open, chunk_ids, get_chunks, count_chunks, search,
+documents, remove_document): change them only together with their users.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ftstudio.errors import BadInput, NotFound
+
+# Heading titles are joined with a newline in the `heading` column: a title never holds one (loaders collapse
+# whitespace), and the FTS tokenizer treats it as a separator, so the column is both structural and searchable.
+HEADING_SEP = "\n"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a document, small enough for a prompt, with where it came from."""
+
+    id: int
+    document_id: int
+    document: str  # the document's path as stored
+    ordinal: int  # 0-based position within its document
+    text: str
+    tokens: int
+    location: str  # human-readable: "Ch 1 > Fractions", "pages 3-4", or both
+    heading_path: tuple[str, ...] = ()
+    page_start: int | None = None
+    page_end: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A chunk matching a query; a higher score is a better match (negated BM25)."""
+
+    chunk: Chunk
+    score: float
+    snippet: str  # the matching passage, matched terms wrapped in ** **
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A stored document and what was made of it."""
+
+    id: int
+    path: str
+    sha256: str
+    type: str
+    size: int
+    mtime: float
+    ingested_at: str
+    token_counter: str
+    chunk_tokens: int
+    overlap: int
+    title: str | None
+    chunks: int
+    tokens: int
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    """A chunk about to be written (what the chunker produces)."""
+
+    text: str
+    tokens: int
+    heading_path: tuple[str, ...] = ()
+    page_start: int | None = None
+    page_end: int | None = None
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A document's metadata about to be written."""
+
+    path: str
+    sha256: str
+    type: str
+    size: int
+    mtime: float
+    token_counter: str
+    chunk_tokens: int
+    overlap: int
+    title: str | None = None
+
+
+def format_location(heading_path: Sequence[str], page_start: int | None, page_end: int | None) -> str:
+    """`Ch 1 > Fractions`, `page 3`, `pages 3-4`, or both joined by a comma."""
+    parts = []
+    if heading_path:
+        parts.append(" > ".join(heading_path))
+    if page_start is not None:
+        end = page_end if page_end is not None else page_start
+        parts.append(f"page {page_start}" if end == page_start else f"pages {page_start}-{end}")
+    return ", ".join(parts)
+
+
+# --- schema -------------------------------------------------------------------------------------------------------
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    # AUTOINCREMENT: ids are never reused, so a chunk id recorded elsewhere (training data's meta) never comes to
+    # name a different chunk after its document is re-ingested.
+    db.execute(
+        """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL UNIQUE,
+            sha256 TEXT NOT NULL,
+            type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            ingested_at TEXT NOT NULL,
+            token_counter TEXT NOT NULL,
+            chunk_tokens INTEGER NOT NULL,
+            overlap INTEGER NOT NULL,
+            title TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            text TEXT NOT NULL CHECK (length(text) > 0),
+            tokens INTEGER NOT NULL,
+            heading TEXT NOT NULL DEFAULT '',
+            page_start INTEGER,
+            page_end INTEGER,
+            UNIQUE (document_id, ordinal)
+        )"""
+    )
+    # Porter stemming so "fractions" finds "fraction"; diacritics folded so "cafe" finds "café".
+    db.execute(
+        """CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, heading, content='chunks', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )"""
+    )
+    db.execute(
+        """CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);
+        END"""
+    )
+    db.execute(
+        """CREATE TRIGGER chunks_au AFTER UPDATE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);
+            INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
+        END"""
+    )
+
+
+# Ordered: migration i brings the schema from version i to i + 1. Append, never edit a released one.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_CHUNK_COLUMNS = "c.id, c.document_id, d.path, c.ordinal, c.text, c.tokens, c.heading, c.page_start, c.page_end"
+_DOC_COLUMNS = (
+    "d.id, d.path, d.sha256, d.type, d.size, d.mtime, d.ingested_at, d.token_counter, d.chunk_tokens, d.overlap, "
+    "d.title, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id), "
+    "(SELECT coalesce(sum(tokens), 0) FROM chunks c WHERE c.document_id = d.id)"
+)
+_WORD_RE = re.compile(r"\w+")
+
+
+def _chunk_from_row(row: tuple) -> Chunk:
+    cid, doc_id, path, ordinal, text, tokens, heading, page_start, page_end = row
+    heading_path = tuple(heading.split(HEADING_SEP)) if heading else ()
+    return Chunk(
+        id=cid,
+        document_id=doc_id,
+        document=path,
+        ordinal=ordinal,
+        text=text,
+        tokens=tokens,
+        location=format_location(heading_path, page_start, page_end),
+        heading_path=heading_path,
+        page_start=page_start,
+        page_end=page_end,
+    )
+
+
+def fts_query(text: str) -> str | None:
+    """Turn any user text into a safe FTS5 query: each word quoted as a literal, any of them may match.
+
+    Quoting makes FTS5 syntax (`AND`, `NEAR`, `*`, `(`, `-`, `:`, quotes) plain words; BM25 then ranks chunks that
+    hold more of the words, and rarer ones, first. None when the text holds no word at all.
+    """
+    words = list(dict.fromkeys(w.lower() for w in _WORD_RE.findall(text)))
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+class KnowledgeStore:
+    """A project's `knowledge.db`. Open with `KnowledgeStore.open(path)`; use as a context manager or `close()`."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self._db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str) -> KnowledgeStore:
+        """Open (creating and migrating as needed) the store at `path`.
+
+        Raises BadInput if the file is not a SQLite database or was written by a newer ftstudio.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a document is exactly one transaction.
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            # NORMAL is durable across application crashes in WAL mode; only a power loss may drop the last commits.
+            db.execute("PRAGMA synchronous=NORMAL")
+            cls._migrate(db, path)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise BadInput(
+                f"{path}: not a usable knowledge store ({exc})",
+                hint="move the file away; ftstudio creates a new one on the next ingest",
+            ) from exc
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, path)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection, path: Path) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise BadInput(
+                f"{path}: schema version {version} is newer than this ftstudio knows ({SCHEMA_VERSION})",
+                hint="upgrade ftstudio to open this project",
+            )
+        for target, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                migration(db)
+                db.execute(f"PRAGMA user_version = {target}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> KnowledgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    # --- reading --------------------------------------------------------------------------------------------------
+
+    def chunk_ids(self) -> list[int]:
+        """Every chunk id, in (document, ordinal) order."""
+        rows = self._db.execute("SELECT id FROM chunks ORDER BY document_id, ordinal")
+        return [r[0] for r in rows]
+
+    def get_chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the order asked; NotFound naming any id that does not exist."""
+        found: dict[int, Chunk] = {}
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+            batch = unique[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            sql = (
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
+                f"WHERE c.id IN ({marks})"
+            )
+            for row in self._db.execute(sql, batch):
+                found[row[0]] = _chunk_from_row(row)
+        missing = [i for i in unique if i not in found]
+        if missing:
+            raise NotFound(
+                f"{self.path}: no chunk with id {', '.join(map(str, missing[:10]))}",
+                hint="the document may have been removed or re-ingested; list chunk ids again",
+            )
+        return [found[int(i)] for i in ids]
+
+    def document_chunks(self, path_or_id: str | Path | int) -> list[Chunk]:
+        """All chunks of one document, in order."""
+        doc = self._find_document(path_or_id)
+        sql = (
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE c.document_id = ? ORDER BY c.ordinal"
+        )
+        return [_chunk_from_row(r) for r in self._db.execute(sql, (doc.id,))]
+
+    def count_chunks(self) -> int:
+        return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored document with its chunk and token counts, by path."""
+        rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d ORDER BY d.path")
+        return [DocumentInfo(*r) for r in rows]
+
+    def document(self, path: str | Path) -> DocumentInfo | None:
+        """The stored document at exactly this path (as stored), or None."""
+        row = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.path = ?", (str(path),)).fetchone()
+        return DocumentInfo(*row) if row else None
+
+    def _find_document(self, path_or_id: str | Path | int) -> DocumentInfo:
+        if isinstance(path_or_id, int) or (isinstance(path_or_id, str) and path_or_id.isdigit()):
+            row = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (int(path_or_id),))
+            found = row.fetchone()
+            if found:
+                return DocumentInfo(*found)
+        if not isinstance(path_or_id, int):
+            for candidate in (str(path_or_id), str(Path(path_or_id).expanduser().resolve())):
+                doc = self.document(candidate)
+                if doc:
+                    return doc
+        raise NotFound(
+            f"{self.path}: no document {str(path_or_id)!r}",
+            hint="`ftstudio docs NAME` lists the stored documents with their paths and ids",
+        )
+
+    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+        """The `k` chunks best matching `query` by BM25. Any text is a valid query; one with no words finds nothing."""
+        match = fts_query(query)
+        if match is None or k <= 0:
+            return []
+        # Weights: a word in the text counts fully, one in the heading path half as much.
+        sql = f"""
+            SELECT {_CHUNK_COLUMNS}, -bm25(chunks_fts, 1.0, 0.5) AS score,
+                   snippet(chunks_fts, 0, '**', '**', '…', 24)
+            FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
+            WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?"""
+        hits = []
+        for row in self._db.execute(sql, (match, int(k))):
+            hits.append(SearchHit(chunk=_chunk_from_row(row[:9]), score=float(row[9]), snippet=row[10]))
+        return hits
+
+    # --- writing --------------------------------------------------------------------------------------------------
+
+    def replace_document(self, doc: NewDocument, chunks: Iterable[NewChunk]) -> DocumentInfo:
+        """Write `doc` and its chunks in one transaction, replacing any document stored at the same path.
+
+        If `chunks` raises part-way, nothing changes: the old version (if any) stays as it was.
+        """
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._transaction() as db:
+            db.execute("DELETE FROM documents WHERE path = ?", (doc.path,))  # chunks and index follow (cascade)
+            cur = db.execute(
+                "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
+                " overlap, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    doc.path,
+                    doc.sha256,
+                    doc.type,
+                    doc.size,
+                    doc.mtime,
+                    now,
+                    doc.token_counter,
+                    doc.chunk_tokens,
+                    doc.overlap,
+                    doc.title,
+                ),
+            )
+            doc_id = cur.lastrowid
+            db.executemany(
+                "INSERT INTO chunks (document_id, ordinal, text, tokens, heading, page_start, page_end)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (doc_id, i, c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end)
+                    for i, c in enumerate(chunks)
+                ),
+            )
+            row = db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,)).fetchone()
+        return DocumentInfo(*row)
+
+    def remove_document(self, path_or_id: str | Path | int) -> DocumentInfo:
+        """Remove one document (by id, stored path, or a path that resolves to it) with its chunks; return it.
+
+        Raises NotFound if there is no such document.
+        """
+        doc = self._find_document(path_or_id)
+        with self._transaction() as db:
+            db.execute("DELETE FROM documents WHERE id = ?", (doc.id,))
+        return doc
+
+    def integrity_check(self) -> str:
+        """SQLite's own check of the file plus FTS5's check that the index matches the chunks ('ok' when sound)."""
+        result = self._db.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            return result
+        try:
+            self._db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as exc:
+            return f"full-text index out of step: {exc}"
+        return "ok"
+
+    def optimize(self) -> None:
+        """Merge the full-text index's segments (faster search after a large ingest)."""
+        self._db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")

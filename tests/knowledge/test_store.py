@@ -1,0 +1,104 @@
+"""The knowledge store on real SQLite files: schema, transactions, the FTS index in step, search that never raises."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from ftstudio.errors import BadInput, NotFound
+from ftstudio.knowledge.store import SCHEMA_VERSION, KnowledgeStore, NewChunk, NewDocument
+
+
+def _doc(path: str, sha: str = "h1") -> NewDocument:
+    return NewDocument(path, sha, "markdown", 10, 1.0, "estimate-v1", 512, 64, title=None)
+
+
+def test_open_creates_migrated_wal_database(tmp_path):
+    db_path = tmp_path / "knowledge.db"
+    with KnowledgeStore.open(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.count_chunks() == 0 and store.documents() == [] and store.chunk_ids() == []
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # Opening again runs no migration twice.
+    with KnowledgeStore.open(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_newer_schema_and_garbage_file_are_refused(tmp_path):
+    newer = tmp_path / "newer.db"
+    raw = sqlite3.connect(newer)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    raw.close()
+    with pytest.raises(BadInput, match="newer"):
+        KnowledgeStore.open(newer)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(BadInput, match="not a usable knowledge store"):
+        KnowledgeStore.open(garbage)
+
+
+def test_replace_keeps_index_in_step_and_ids_never_reused(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        first = store.replace_document(
+            _doc("/a.md"),
+            [NewChunk("Fractions are parts of a whole.", 7, ("Ch 1", "Fractions")), NewChunk("Decimals.", 2, (), 3, 4)],
+        )
+        assert first.chunks == 2 and first.tokens == 9
+        old_ids = store.chunk_ids()
+        chunks = store.get_chunks(list(reversed(old_ids)))
+        assert [c.ordinal for c in chunks] == [1, 0]
+        assert chunks[1].location == "Ch 1 > Fractions" and chunks[1].heading_path == ("Ch 1", "Fractions")
+        assert chunks[0].location == "pages 3-4" and chunks[0].document == "/a.md"
+
+        store.replace_document(_doc("/a.md", "h2"), [NewChunk("Percentages only.", 3)])
+        assert store.count_chunks() == 1
+        assert not set(store.chunk_ids()) & set(old_ids)
+        assert store.search("fractions") == []
+        assert [h.chunk.text for h in store.search("percentage")] == ["Percentages only."]
+        assert store.integrity_check() == "ok"
+        with pytest.raises(NotFound, match=str(old_ids[0])):
+            store.get_chunks(old_ids[:1])
+
+
+def test_failure_inside_the_transaction_leaves_the_old_version(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("original text", 2)])
+
+        def broken():
+            yield NewChunk("half of the new version", 5)
+            raise RuntimeError("loader died")
+
+        with pytest.raises(RuntimeError):
+            store.replace_document(_doc("/a.md", "h2"), broken())
+        assert [c.text for c in store.get_chunks(store.chunk_ids())] == ["original text"]
+        assert store.documents()[0].sha256 == "h1"
+        assert store.search("half") == [] and store.integrity_check() == "ok"
+
+
+def test_remove_document_by_path_or_id(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        a = store.replace_document(_doc("/a.md"), [NewChunk("alpha", 1)])
+        store.replace_document(_doc("/b.md"), [NewChunk("beta", 1), NewChunk("gamma", 1)])
+        assert [(d.path, d.chunks) for d in store.documents()] == [("/a.md", 1), ("/b.md", 2)]
+        assert store.remove_document(a.id).path == "/a.md"
+        assert store.remove_document("/b.md").chunks == 2
+        assert store.count_chunks() == 0 and store.search("beta") == []
+        with pytest.raises(NotFound, match="ftstudio docs"):
+            store.remove_document("/b.md")
+        assert store.integrity_check() == "ok"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', 'say "hi', "a AND", "AND", "OR OR", "NOT x", "(", ")", "x*", "*", "-x", "a:b", "text:", "NEAR(a b)",
+     "NEAR(", "^start", "{a b}", "+", "'; DROP TABLE chunks; --", "", "   ", "\x00", "ünïcödé 数学"],
+)  # fmt: skip
+def test_any_text_is_a_valid_query(tmp_path, query):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("say hi to the text and a NEAR start 数学", 8)])
+        hits = store.search(query)
+        assert isinstance(hits, list)
+        assert store.count_chunks() == 1

@@ -170,3 +170,33 @@ def test_k_quant_of_a_model_narrower_than_a_block_falls_back(trained_project):
         assert llm("Hi", max_tokens=4, temperature=0)["usage"]["completion_tokens"] >= 1
     finally:
         llm.close()
+
+
+def test_llama_3_1_rope_scaling_gets_its_rope_freqs(tiny_model, tmp_path):
+    """Llama 3.1+ configs scale RoPE per frequency; the GGUF carries those factors as `rope_freqs`."""
+    import json
+    import shutil
+
+    from ftstudio.export.gguf.writer import export_gguf
+
+    folder = tmp_path / "llama31"
+    shutil.copytree(tiny_model("llama"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["rope_parameters"] = {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 32.0,
+                                 "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                 "original_max_position_embeddings": 1024}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer(LONG, add_special_tokens=False)["input_ids"][:256]
+    with torch.no_grad():
+        ref = AutoModelForCausalLM.from_pretrained(folder)(torch.tensor([ids])).logits[0].numpy()
+    path = export_gguf(folder, tmp_path / "m.gguf", "f32")
+    assert "rope_freqs.weight" in {t.name for t in gguf.GGUFReader(path).tensors}
+    llm = _llama(path)
+    try:
+        llm.eval(ids)
+        got = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    span = ref.max(-1) - ref.min(-1)
+    assert (np.abs(got - ref).max(-1) < 1e-3 * span).all()

@@ -19,6 +19,7 @@ class FakeOllama(ThreadingHTTPServer):
         self.blobs: dict[str, bytes] = {}
         self.created: list[dict] = []
         self.requests: list[tuple[str, str]] = []
+        self.refuse_create: str | None = None
 
     @property
     def host(self) -> str:
@@ -57,6 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/api/create":
             request = json.loads(body)
             missing = [d for d in request.get("files", {}).values() if d not in self.server.blobs]
+            if self.server.refuse_create:
+                return self._reply(400, {"error": self.server.refuse_create})
             if missing or not request.get("model"):
                 return self._reply(400, {"error": f"missing blobs {missing}"})
             self.server.created.append(request)
@@ -113,3 +116,12 @@ def test_without_ollama_exit_3_with_the_create_command(cli, trained_project):
     assert result.code == 3
     assert f"no Ollama answering at http://127.0.0.1:{port}" in result.stderr
     assert "ollama create tutor -f" in result.stderr and "demo-run-1-f16.Modelfile" in result.stderr
+
+
+def test_ollama_refusing_the_model_is_an_error_with_its_reason(cli, trained_project, fake_ollama):
+    trained_project("mistral")
+    fake_ollama.refuse_create = "invalid model name"
+    result = cli("export", "demo", "--format", "gguf", "--quant", "q4_0", "--no-verify", "--to-ollama", "Bad Name",
+                 env={"OLLAMA_HOST": f"http://{fake_ollama.host}"})  # fmt: skip
+    assert result.code == 2
+    assert "could not create 'Bad Name': 400 invalid model name" in result.stderr

@@ -33,12 +33,9 @@ def export(
     json: JsonOpt = False,
 ) -> None:
     """Export a training run into the project's exports/ folder."""
-    from ftstudio.errors import BadInput
     from ftstudio.export.exporter import export as run_export
     from ftstudio.project import Project
 
-    if format is not None and format not in ("adapter", "merged", "gguf"):
-        raise BadInput(f"unknown format {format!r}", hint="use --format adapter, merged or gguf")
     project = Project.open(name, root)
     with progress_bar(f"export {name}") as progress:
         result = run_export(project, fmt=format, run_id=run, quant=quant, to_ollama=to_ollama, verify=verify,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftstudio.errors import PartlyDone, Unavailable
+from ftstudio.errors import BadInput, PartlyDone, Unavailable
 from ftstudio.export import merged as merging
 from ftstudio.export.files import check_disk, staged_dir, staged_file
 from ftstudio.export.runs import Run, find_run, resolve_base
@@ -23,6 +23,8 @@ from ftstudio.export.settings import K_QUANTS, ExportSettings
 from ftstudio.fsutil import atomic_write_text
 from ftstudio.progress import ProgressFn, report
 from ftstudio.project import Project
+
+FORMATS = ("adapter", "merged", "gguf")
 
 
 class VerificationFailed(PartlyDone):
@@ -61,6 +63,8 @@ def export(
     project_settings = project.settings()
     settings = settings or project_settings.export
     fmt = fmt or settings.format
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown format {fmt!r}", hint="use --format adapter, merged or gguf")
     quant = quantize.check_quant(quant or settings.quant) if fmt == "gguf" else None
     run = find_run(project, run_id)
     system = run.system_prompt if run.system_prompt is not None else project_settings.train.system_prompt

@@ -11,8 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from ftstudio.export.chat import ChatFormat
-from ftstudio.export.exporter import _eos_texts
-from ftstudio.export.modelfile import modelfile, ollama_chat
+from ftstudio.export.modelfile import eos_texts, modelfile, ollama_chat
 
 # Ollama's template data: .Messages (system included when there is one), .System, .Prompt, .Response.
 GO_RENDERER = """
@@ -87,7 +86,7 @@ def test_go_template_renders_what_the_hf_template_renders(tiny_model, tmp_path):
     for arch in ("llama", "qwen2", "phi3", "mistral"):
         folder = tiny_model(arch)
         chat = ChatFormat.from_folder(folder)
-        template = ollama_chat(chat, _eos_texts(folder)).template
+        template = ollama_chat(chat, eos_texts(folder)).template
         tokenizer = AutoTokenizer.from_pretrained(folder)
         bos = tokenizer.bos_token if tokenizer("a")["input_ids"][0] == tokenizer.bos_token_id else None
         for messages in CONVERSATIONS:
@@ -121,7 +120,7 @@ def test_go_template_renders_what_the_hf_template_renders(tiny_model, tmp_path):
 )
 def test_modelfile_names_the_file_stops_and_system(tiny_model, arch, stops):
     folder = tiny_model(arch)
-    chat = ollama_chat(ChatFormat.from_folder(folder), _eos_texts(folder))
+    chat = ollama_chat(ChatFormat.from_folder(folder), eos_texts(folder))
     text = modelfile("m-q8_0.gguf", chat, "Answer briefly.")
     lines = text.splitlines()
     assert lines[0] == "FROM ./m-q8_0.gguf"

@@ -149,7 +149,7 @@ def _export_gguf(
             export_gguf(merged_dir, dest, quant, name=stem, progress=progress)
 
         chat = ChatFormat.from_folder(merged_dir)
-        ollama_chat = mf.ollama_chat(chat, _eos_texts(merged_dir))
+        ollama_chat = mf.ollama_chat(chat, mf.eos_texts(merged_dir))
         modelfile_path = out / f"{stem}-{quant}.Modelfile"
         atomic_write_text(modelfile_path, mf.modelfile(dest.name, ollama_chat, system))
         result.files = _describe([dest, modelfile_path])
@@ -177,16 +177,6 @@ def _export_gguf(
 def _dtype(folder: Path) -> str:
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     return str(config.get("dtype") or config.get("torch_dtype") or "float32")
-
-
-def _eos_texts(folder: Path) -> list[str]:
-    """The texts of the tokens generation stops on (generation_config's eos_token_id)."""
-    path = folder / "generation_config.json"
-    ids = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id") if path.is_file() else None
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-    by_id = {t["id"]: t["content"] for t in spec.get("added_tokens", [])}
-    return [by_id[i] for i in ids if i in by_id]
 
 
 def _folder_size(folder: Path) -> int:

@@ -8,7 +8,9 @@ template leaves it out. Text the HF template adds by itself (Qwen's default syst
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from ftstudio.errors import BadInput
 from ftstudio.export.chat import ChatFormat
@@ -62,6 +64,16 @@ def ollama_chat(chat: ChatFormat, eos_tokens: list[str]) -> OllamaChat:
         )
     stop = tuple(dict.fromkeys([chat.end_of_turn(), *eos_tokens]))
     return OllamaChat(family, template, stop)
+
+
+def eos_texts(folder: Path) -> list[str]:
+    """The texts of the tokens generation stops on in `folder` (generation_config's eos_token_id)."""
+    path = folder / "generation_config.json"
+    ids = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id") if path.is_file() else None
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    by_id = {t["id"]: t["content"] for t in spec.get("added_tokens", [])}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def _chatml_default_system(chat: ChatFormat) -> str:

@@ -150,7 +150,7 @@ def test_an_interrupted_export_leaves_no_partial_file(trained_project):
 
     def stop_midway(event):
         seen.append(event.stage)
-        if event.stage == "gguf" and event.done > 0:
+        if seen.count("gguf") == 3:  # a few tensors into the file
             raise Cancelled("stopped")
 
     with pytest.raises(Cancelled):

@@ -240,7 +240,7 @@ def export_merged(
                     out.write(memoryview(data))
                     weight_map[entry.key] = name
                     done += entry.nbytes
-                    report(progress, "merge", done, total, entry.key)
+                    report(progress, "merge", _mib(done), _mib(total), f"MiB merged ({entry.key})")
         lora.check_all_used(adapter_dir)
         if len(shards) > 1:
             index = {"metadata": {"total_size": total}, "weight_map": weight_map}
@@ -263,3 +263,7 @@ def copy_side_files(source: Path, dest: Path, *, only_tokenizer: bool = False) -
 def count_params(base_dir: Path) -> int:
     """Number of weights in the base model, from the safetensors headers alone."""
     return sum(math.prod(e.tensor.shape) for e in _plan(base_weight_files(base_dir)))
+
+
+def _mib(size: int) -> float:
+    return round(size / 2**20, 2)

@@ -118,6 +118,10 @@ def export_gguf(
                 writer.write_tensor_data(quantize.encode(data, t.qtype))
                 del data
                 done += quantize.nbytes(t.shape, t.qtype)
-                report(progress, "gguf", done, total, t.gguf_name)
+                report(progress, "gguf", _mib(done), _mib(total), f"MiB written ({t.gguf_name})")
         writer.close()
     return dest
+
+
+def _mib(size: int) -> float:
+    return round(size / 2**20, 2)

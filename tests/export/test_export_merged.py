@@ -57,3 +57,46 @@ def test_merge_keeps_bf16_and_shards_with_an_index(tiny_model, adapter_for, tmp_
     for name, tensor in merged.state_dict().items():
         torch.testing.assert_close(tensor.float(), reference.state_dict()[name].float(), atol=2e-2, rtol=2e-2)
     assert not list(tmp_path.glob(".*tmp"))
+
+
+# Linux carries peak RSS across fork+exec, so the measured command is forked from a small fresh launcher.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-c", sys.argv[1], *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
+def _peak_rss(code: str, *args: str) -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, code, *args], capture_output=True, text=True, timeout=300)
+    rss, status = proc.stdout.split()[-2:]
+    assert status == "0", proc.stderr
+    return int(rss)
+
+
+def test_merge_memory_stays_far_below_the_model_size(tiny_model, tmp_path):
+    """Tensor by tensor: the merge's peak RSS above the bare interpreter is a fraction of the model, not 2×."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_model("llama", hidden_size=512, layers=6, heads=8, kv_heads=4, intermediate_size=1536)
+    size = (base / "model.safetensors").stat().st_size
+    assert size > 60 * 2**20
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=8, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.02)
+    model.save_pretrained(tmp_path / "adapter")
+    bare = _peak_rss("import ftstudio.export.merged")
+    merge = "import sys; from pathlib import Path; from ftstudio.export.merged import export_merged; " \
+            "export_merged(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))"  # fmt: skip
+    merged = _peak_rss(merge, str(base), str(tmp_path / "adapter"), str(tmp_path / "out"))
+    assert (tmp_path / "out" / "model.safetensors").stat().st_size == size
+    assert merged - bare < 0.5 * size, (merged - bare) / size

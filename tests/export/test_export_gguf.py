@@ -200,3 +200,10 @@ def test_llama_3_1_rope_scaling_gets_its_rope_freqs(tiny_model, tmp_path):
         llm.close()
     span = ref.max(-1) - ref.min(-1)
     assert (np.abs(got - ref).max(-1) < 1e-3 * span).all()
+
+
+def test_every_architecture_the_checks_promise_has_a_gguf_layout():
+    from ftstudio.basemodels.checks import GGUF_ARCHITECTURES
+    from ftstudio.export.gguf.arch import ARCH_SPECS
+
+    assert set(ARCH_SPECS) == GGUF_ARCHITECTURES

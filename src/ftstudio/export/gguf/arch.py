@@ -15,6 +15,7 @@ from typing import Any
 import gguf
 import numpy as np
 
+from ftstudio.basemodels.checks import GGUF_ARCHITECTURES
 from ftstudio.errors import BadInput
 
 
@@ -24,8 +25,8 @@ class ArchSpec:
     permute_qk: bool
 
 
-# HF model_type → how to write it. The single list of what `--format gguf` supports.
-GGUF_ARCHITECTURES: dict[str, ArchSpec] = {
+# HF model_type → how to write it; the keys are the base-model checks' GGUF_ARCHITECTURES (a test holds them equal).
+ARCH_SPECS: dict[str, ArchSpec] = {
     "llama": ArchSpec(gguf.MODEL_ARCH.LLAMA, permute_qk=True),
     "mistral": ArchSpec(gguf.MODEL_ARCH.LLAMA, permute_qk=True),
     "qwen2": ArchSpec(gguf.MODEL_ARCH.QWEN2, permute_qk=False),
@@ -42,7 +43,7 @@ def arch_spec(config: dict[str, Any]) -> ArchSpec:
             f"(supported: {', '.join(sorted(GGUF_ARCHITECTURES))})",
             hint="export with --format merged or --format adapter instead; both work for any architecture",
         )
-    return GGUF_ARCHITECTURES[model_type]
+    return ARCH_SPECS[model_type]
 
 
 def head_dim(config: dict[str, Any]) -> int:

@@ -92,8 +92,6 @@ def train(
     Raises BadInput (no data, bad lines, pre-flight refusal, a run to resume that is missing or of another base
     model, a loss that became NaN/inf), Unavailable (QLoRA or Unsloth without CUDA).
     """
-    import torch
-
     run = load_run(project, resume) if resume else None
     if run is not None:
         if run.status == "completed":
@@ -102,6 +100,7 @@ def train(
     base_model = resolve_base_model(project, run)
     trust = project.settings().base_model.trust_remote_code
     examples = _read_examples(project)
+    import torch  # after the cheap checks, so bad input is refused fast
 
     rank, world = _init_distributed()
     main = rank == 0

@@ -62,7 +62,7 @@ def train(
                               probe_only=probe_only)  # fmt: skip
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch, the first process speaks for all
-    emit(result.to_dict(), json, lambda: _print_result(result))
+    emit(result.to_dict(), json, lambda: _print_result(result, name))
     if result.status == "stopped":
         raise typer.Exit(130)
 
@@ -129,7 +129,7 @@ def _print_mask(preview) -> None:
     out.print(text)
 
 
-def _print_result(result) -> None:
+def _print_result(result, name: str) -> None:
     if result.status == "probed":
         p = result.probe
         out.print(f"probe: {p['seconds_per_step']:.2f} s/step, peak memory {p['peak_memory_mb']:.0f} MB; "
@@ -139,7 +139,7 @@ def _print_result(result) -> None:
               f"[{result.backend}: {result.backend_reason}]", markup=False)  # fmt: skip
     out.print(f"final train loss {result.final_train_loss}, eval loss {result.final_eval_loss}")
     if result.status == "stopped":
-        out.print(f"resume with: ftstudio train NAME --resume {result.run_id}")
+        out.print(f"resume with: ftstudio train {name} --resume {result.run_id}")
     if result.eval:
         e = result.eval
         out.print(f"held-out loss: base {e['base_eval_loss']} → tuned {e['tuned_eval_loss']}")

@@ -252,6 +252,7 @@ def train(
             save_checkpoint(run_dir, at, model, optimizer, scheduler, {"run_id": run_id}, settings.keep_checkpoints)
         _barrier(world)
 
+    report(progress, "start", step, total_steps, f"training {len(data.train)} examples for {total_steps} steps")
     try:
         while step < total_steps:
             if world > 1 and step * settings.grad_accumulation < micro_per_epoch:

@@ -130,6 +130,7 @@ def train(
         report(progress, "preflight", message=warning)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pack = settings.packing and choice.backend == "transformers"
+    capacity = min(settings.pack_length, settings.max_seq_length)
     lengths = [len(e) for e in data.train]
     global_batch = settings.batch_size * world
     micro_per_epoch = math.ceil(len(data.train) / global_batch)
@@ -145,7 +146,7 @@ def train(
         chosen = plans[epoch][k][rank::world]
         if not chosen:
             return None
-        return collate([data.train[i] for i in chosen], pack=pack, capacity=settings.max_seq_length, pad_id=pad_id)
+        return collate([data.train[i] for i in chosen], pack=pack, capacity=capacity, pad_id=pad_id)
 
     params = [p for p in model.parameters() if p.requires_grad]
 
@@ -242,7 +243,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_info(run_dir, info)
 
-    eval_kwargs = dict(batch_size=settings.batch_size, pack=pack, capacity=settings.max_seq_length, pad_id=pad_id)
+    eval_kwargs = dict(batch_size=settings.batch_size, pack=pack, capacity=capacity, pad_id=pad_id)
     model.train()
     step, window_tokens, window_start, last = start_step, 0.0, time.perf_counter(), None
     lines_seen: list[int] = []

@@ -47,6 +47,12 @@ class TrainSettings(BaseModel):
         description="Pack several examples into each sequence (no attention across them) so no compute goes to "
         "padding; off = batches of similar length, padded.",
     )
+    pack_length: int = Field(
+        512,
+        ge=16,
+        description="Packed rows hold at most this many tokens (a longer example gets a row of its own); attention "
+        "memory grows with the square of a row's length.",
+    )
     # Evaluation, logging, checkpoints
     eval_fraction: float = Field(0.05, ge=0, lt=1, description="Share of examples held out (at least one).")
     eval_every: int = Field(50, ge=1, description="Evaluate the held-out split every N steps.")

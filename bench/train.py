@@ -23,8 +23,10 @@ from pathlib import Path
 
 BATCH, LR, RANK, ALPHA, DROPOUT, SEED = 8, 2e-4, 16, 32, 0.05, 0
 MODEL = {"hidden_size": 512, "layers": 7, "heads": 8, "kv_heads": 2, "intermediate_size": 1408}
-WORDS = ("the model learns answers from examples of questions fractions energy cells light water sugar oxygen "
-         "moon stories force mass ball table list heading teacher capital france paris loss step rate").split()  # fmt: skip
+WORDS = (
+    "the model learns answers from examples of questions fractions energy cells light water sugar oxygen "
+    "moon stories force mass ball table list heading teacher capital france paris loss step rate"
+).split()  # noqa: SIM905
 
 
 def make_examples(n: int, rng: random.Random) -> list[dict]:
@@ -125,8 +127,12 @@ def run_trl(workdir: Path) -> dict:
         report_to="none",
         save_strategy="no",
     )
-    peft = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=DROPOUT, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=str(workdir / "model"), args=config, train_dataset=Dataset.from_list(rows), peft_config=peft)
+    peft = LoraConfig(
+        r=RANK, lora_alpha=ALPHA, lora_dropout=DROPOUT, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+    trainer = SFTTrainer(
+        model=str(workdir / "model"), args=config, train_dataset=Dataset.from_list(rows), peft_config=peft
+    )
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
     out = trainer.train()
     return {

@@ -34,7 +34,7 @@ def formatter_for(tiny_model, arch: str, system: str | None = None) -> Formatter
 def trained_runs(enc, tok) -> list[str]:
     """The decoded text of each contiguous run of trained tokens."""
     runs, current = [], []
-    for token, label in zip(enc.input_ids, enc.labels):
+    for token, label in zip(enc.input_ids, enc.labels, strict=True):
         if label != IGNORE:
             assert label == token
             current.append(token)
@@ -58,7 +58,7 @@ def test_only_the_answers_and_their_end_token_are_trained(tiny_model, arch):
     assert [r.replace(" ", "") for r in runs] == [e.replace(" ", "") for e in expected]
     assert runs[0].startswith("It is 1 1/4.") and runs[1].startswith("100, like four quarters.")
     # And everything else, the questions included, is masked.
-    masked = fmt.tokenizer.decode([t for t, label in zip(enc.input_ids, enc.labels) if label == IGNORE])
+    masked = fmt.tokenizer.decode([t for t, label in zip(enc.input_ids, enc.labels, strict=True) if label == IGNORE])
     assert "What is 3/4" in masked and "25 × 4" in masked and "1 1/4" not in masked
 
 

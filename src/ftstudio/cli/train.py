@@ -34,7 +34,9 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for split, order, init and dropout.")] = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue run RUN from its last checkpoint.")] = None,
-    probe_only: Annotated[bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")] = False,
+    probe_only: Annotated[
+        bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
+    ] = False,
     show_mask: Annotated[bool, typer.Option(help="Show one example with its trained tokens marked, and stop.")] = False,
     line: Annotated[int | None, typer.Option(help="With --show-mask: the data line to show.")] = None,
     root: RootOpt = None,

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from ftstudio.train.formatting import IGNORE, Encoded
 
 
-def plan_epoch(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
+def plan_epoch(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool
+) -> list[list[int]]:
     """The epoch's batches as lists of example indices; the last batch may be short."""
     order = list(range(len(lengths)))
     rng = random.Random(seed * 1_000_003 + epoch)

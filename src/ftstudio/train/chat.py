@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ftstudio.errors import BadInput, NotFound
+from ftstudio.errors import BadInput, NotFound, Unavailable
 from ftstudio.project import Project
 from ftstudio.train.formatting import Formatter
 from ftstudio.train.runs import Run, latest_run, load_run
@@ -32,8 +32,8 @@ class ChatModel:
 
         turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         # Reuse the training formatter so the system prompt is applied exactly as in training.
-        example = Example(tuple(Message(m["role"], m["content"]) for m in [*turns, {"role": "assistant", "content": "-"}]),
-                          "openai")  # fmt: skip
+        turns.append({"role": "assistant", "content": "-"})
+        example = Example(tuple(Message(m["role"], m["content"]) for m in turns), "openai")
         messages = self.formatter.messages(example)[:-1]
         tok = self.formatter.tokenizer
         ids = torch.tensor([self.formatter.prompt_ids(messages)], device=next(self.model.parameters()).device)
@@ -69,7 +69,9 @@ def pick_run(project: Project, run_id: str | None) -> Run:
     """The named run, or the newest completed one; NotFound when there is none or it has no adapter."""
     run = load_run(project, run_id) if run_id else latest_run(project, completed=True)
     if run is None:
-        raise NotFound(f"project {project.name!r} has no completed training run", hint=f"train one: ftstudio train {project.name}")
+        raise NotFound(
+            f"project {project.name!r} has no completed training run", hint=f"train one: ftstudio train {project.name}"
+        )
     if not (run.adapter_dir / "adapter_config.json").is_file():
         raise BadInput(
             f"run {run.id} has no final adapter (status {run.status})",
@@ -82,6 +84,7 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     """Load the run's base model and adapter for chatting."""
     from peft import PeftModel
 
+    from ftstudio.train.backends import cuda_available
     from ftstudio.train.backends.hf import is_prequantized_4bit, load_base, load_tokenizer
     from ftstudio.train.runner import _end_ids
 
@@ -91,6 +94,11 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     trust = project.settings().base_model.trust_remote_code
     tokenizer = load_tokenizer(base, trust_remote_code=trust)
     four_bit = settings.method == "qlora" or is_prequantized_4bit(base)
+    if four_bit and not cuda_available():
+        raise Unavailable(
+            f"run {run.id} has a 4-bit (QLoRA) base model, which needs a CUDA GPU to load",
+            hint="chat with it on a machine with an NVIDIA GPU, or export a merged model first",
+        )
     model = load_base(base, four_bit=four_bit, trust_remote_code=trust, for_training=False)
     model = PeftModel.from_pretrained(model, str(run.adapter_dir))
     model.eval()

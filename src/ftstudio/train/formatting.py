@@ -122,7 +122,7 @@ class Formatter:
         segments: list[tuple[str, bool]] = []
         run: list[int] = []
         state = None
-        for token, label in zip(encoded.input_ids, encoded.labels):
+        for token, label in zip(encoded.input_ids, encoded.labels, strict=True):
             trained = label != IGNORE
             if state is not None and trained != state:
                 segments.append((self.tokenizer.decode(run), state))
@@ -144,7 +144,11 @@ def _common_prefix(a: str, b: str) -> int:
 
 def _accepts_system(tokenizer: Any) -> bool:
     marker = "ftstudio-system-probe"
-    probe = [{"role": "system", "content": marker}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+    probe = [
+        {"role": "system", "content": marker},
+        {"role": "user", "content": "U"},
+        {"role": "assistant", "content": "A"},
+    ]
     try:
         text = tokenizer.apply_chat_template(probe, tokenize=False)
     except Exception:  # jinja2's TemplateError from raise_exception(...), or anything the template throws
@@ -173,7 +177,13 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[i
 
 
 def prepare(
-    formatter: Formatter, examples: Sequence[Example], *, max_length: int, too_long: str, eval_fraction: float, seed: int
+    formatter: Formatter,
+    examples: Sequence[Example],
+    *,
+    max_length: int,
+    too_long: str,
+    eval_fraction: float,
+    seed: int,
 ) -> Prepared:
     """Encode, split and pre-flight the examples; BadInput when training could not learn anything from them."""
     if not examples:
@@ -213,7 +223,7 @@ def prepare(
     if not encoded:
         raise BadInput(
             f"all {len(examples)} examples are longer than max_seq_length={max_length} tokens",
-            hint="raise max_seq_length (train.max_seq_length in project.toml or --max-seq-length) or use too_long=truncate",
+            hint="raise train.max_seq_length (project.toml or --max-seq-length), or set train.too_long = 'truncate'",
         )
     if truncated:
         verb = "dropped" if too_long == "drop" else "truncated"

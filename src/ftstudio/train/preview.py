@@ -39,7 +39,9 @@ def mask_preview(project: Project, settings: TrainSettings, base_model: str, lin
     candidates = [e for e in dataset.examples if line is None or e.line == line]
     if not candidates:
         where = f"on line {line} " if line is not None else ""
-        raise BadInput(f"no valid example {where}in {project.sft_data}", hint="pick a line that `ftstudio data` accepts")
+        raise BadInput(
+            f"no valid example {where}in {project.sft_data}", hint="pick a line that `ftstudio data` accepts"
+        )
     tokenizer = load_tokenizer(base_model, trust_remote_code=project.settings().base_model.trust_remote_code)
     formatter = Formatter.create(tokenizer, settings.system_prompt, _end_ids(base_model, tokenizer))
     encoded = formatter.encode(candidates[0], settings.max_seq_length)

@@ -73,7 +73,7 @@ def resolve_base_model(project: Project, run: Run | None = None) -> str:
     if not chosen:
         raise BadInput(
             "no base model is set for this project",
-            hint="pass --base-model HUB_ID_OR_FOLDER (it is saved in project.toml), or choose one in the Base model tab",
+            hint="pass --base-model HUB_ID_OR_FOLDER (saved in project.toml), or choose one in the Base model tab",
         )
     return chosen
 
@@ -160,7 +160,9 @@ def train(
 
     def step_once(step: int, optimizer, scheduler) -> dict[str, float]:
         batches = [micro_batch(step * settings.grad_accumulation + j) for j in range(settings.grad_accumulation)]
-        counts = torch.tensor([sum(b.labels for b in batches if b), sum(b.tokens for b in batches if b)], dtype=torch.float64)
+        counts = torch.tensor(
+            [sum(b.labels for b in batches if b), sum(b.tokens for b in batches if b)], dtype=torch.float64
+        )
         _all_reduce(counts, world)
         n_labels = counts[0].to(device)
         loss_sum = torch.zeros((), dtype=torch.float64)

@@ -21,7 +21,9 @@ def load_unsloth(base_model: str, settings: TrainSettings, *, trust_remote_code:
     try:
         from unsloth import FastLanguageModel
     except ImportError as exc:
-        raise Unavailable(f"unsloth does not import: {exc}", hint="pip install unsloth, or --backend transformers") from exc
+        raise Unavailable(
+            f"unsloth does not import: {exc}", hint="pip install unsloth, or --backend transformers"
+        ) from exc
     from ftstudio.train.backends import find_linear_modules
 
     model, tokenizer = FastLanguageModel.from_pretrained(

@@ -23,10 +23,11 @@ from pathlib import Path
 
 BATCH, LR, RANK, ALPHA, DROPOUT, SEED = 8, 2e-4, 16, 32, 0.05, 0
 MODEL = {"hidden_size": 512, "layers": 7, "heads": 8, "kv_heads": 2, "intermediate_size": 1408}
-WORDS = (
+_VOCABULARY = (
     "the model learns answers from examples of questions fractions energy cells light water sugar oxygen "
     "moon stories force mass ball table list heading teacher capital france paris loss step rate"
-).split()  # noqa: SIM905
+)
+WORDS = _VOCABULARY.split()
 
 
 def make_examples(n: int, rng: random.Random) -> list[dict]:

@@ -34,6 +34,7 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_with_the_uninterrupted_loss(cli, workspace, make_project):
     from ftstudio.train.runner import train
 
@@ -98,6 +99,7 @@ def test_bad_input_exit_codes(cli, make_project):
     assert nope.code == 2 and "no run" in nope.stderr
 
 
+@pytest.mark.slow
 def test_chat_streams_the_tuned_models_answer(cli, make_project):
     project = make_project("qwen2", max_steps=30, learning_rate=5e-3, batch_size=4, warmup_ratio=0.0)
     from ftstudio.train.runner import train

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -15,6 +16,7 @@ from ftstudio.train.runner import train
 from ftstudio.train.runs import list_runs
 
 
+@pytest.mark.slow
 def test_two_processes_see_different_data_and_end_with_the_same_adapter(workspace, make_project):
     settings = {"learning_rate": 3e-3, "batch_size": 2, "warmup_ratio": 0.0, "max_steps": 3, "dropout": 0.0,
                 "compare_answers": 0}  # fmt: skip

@@ -3,7 +3,7 @@
 Run:  PYTHONPATH=src python bench/train.py [--examples 500] [--workdir /tmp/ftstudio-bench-train]
 
 Both sides train the same Llama-architecture model (about 21 M parameters, built from a config with the tiny-model
-kit) for one epoch on the same examples (lengths spread 30-400 tokens), with the same precision (fp32), batch size
+kit) for one epoch on the same examples (lengths spread about 60-470 tokens), with the same precision (fp32), batch size
 (8), learning rate (2e-4) and LoRA settings (r 16, alpha 32, dropout 0.05, every linear projection), loss on the
 answers only. TRL keeps its defaults (padded batches, no packing, gradient checkpointing, max_length 1024) apart
 from what the CPU needs (use_cpu=True, bf16=False). Each side runs in its own subprocess, which reports its own
@@ -31,7 +31,7 @@ WORDS = _VOCABULARY.split()
 
 
 def make_examples(n: int, rng: random.Random) -> list[dict]:
-    """Questions of 5-30 words and answers of 10-260 words: 30-400 tokens rendered with the kit tokenizer."""
+    """Questions of 4-24 words and answers of 8-230 words: about 60-470 tokens (mean 240) with the kit tokenizer."""
     out = []
     for _ in range(n):
         q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 24))).capitalize() + "?"

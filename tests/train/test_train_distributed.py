@@ -1,5 +1,6 @@
-"""Data parallel on two CPU processes (gloo, launched by torchrun as `accelerate launch` would): each process
-trains on different examples, and both end with the adapter a single process gets from the same global batches."""
+"""Data parallel on two CPU processes (gloo, launched by torchrun, which sets the same variables as
+`accelerate launch`): each process trains on different examples, and both end with the adapter a single process
+gets from the same global batches."""
 
 from __future__ import annotations
 

@@ -82,13 +82,13 @@ def pick_run(project: Project, run_id: str | None) -> Run:
 
 def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     """Load the run's base model and adapter for chatting."""
+    run = pick_run(project, run_id)  # before the heavy imports, so a missing run is reported at once
     from peft import PeftModel
 
     from ftstudio.train.backends import cuda_available
     from ftstudio.train.backends.hf import is_prequantized_4bit, load_base, load_tokenizer
     from ftstudio.train.runner import _end_ids
 
-    run = pick_run(project, run_id)
     settings = TrainSettings.model_validate(run.info["settings"])
     base = run.info["base_model"]
     trust = project.settings().base_model.trust_remote_code

@@ -54,3 +54,32 @@ def test_epoch_plan_is_a_seeded_permutation():
     assert sorted(i for b in plan for i in b) == list(range(10))
     assert plan == plan_epoch(lengths, 3, seed=7, epoch=0, group_by_length=True)
     assert plan != plan_epoch(lengths, 3, seed=7, epoch=1, group_by_length=True)
+
+
+def test_one_row_per_pass_gives_the_same_loss_and_gradients(tiny_model):
+    from peft import LoraConfig, get_peft_model
+
+    folder = tiny_model("llama")
+    tok = AutoTokenizer.from_pretrained(folder)
+    fmt = Formatter.create(tok)
+    examples = [fmt.encode(parse_record({"instruction": "Q" * n, "output": "A" * n})) for n in range(3, 40, 5)]
+    batch = collate(examples, pack=True, capacity=60, pad_id=0)
+    assert len(batch.row_lengths) > 2
+    grads = []
+    for rows in (None, 1):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+        # Train B away from zero first, so gradients reach A as well.
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.02)
+        total = 0.0
+        for chunk in batch.chunks(rows):
+            out = model(**chunk, num_items_in_batch=batch.labels, use_cache=False)
+            out.loss.backward()
+            total += out.loss.item()
+        grads.append((total, [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

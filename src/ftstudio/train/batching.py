@@ -42,6 +42,15 @@ class Batch:
     tokens: int
     labels: int
     lines: list[int]
+    row_lengths: list[int]
+
+    def chunks(self, rows_per_pass: int | None):
+        """The inputs in slices of `rows_per_pass` rows (all at once when None), trailing padding trimmed."""
+        n = len(self.row_lengths)
+        step = rows_per_pass or n
+        for k in range(0, n, step):
+            width = max(self.row_lengths[k : k + step])
+            yield {name: t[k : k + step, :width] for name, t in self.inputs.items()}
 
 
 def collate(examples: Sequence[Encoded], *, pack: bool, capacity: int, pad_id: int) -> Batch:
@@ -84,4 +93,5 @@ def collate(examples: Sequence[Encoded], *, pack: bool, capacity: int, pad_id: i
         inputs["position_ids"] = positions
     else:
         inputs["attention_mask"] = mask
-    return Batch(inputs, int(mask.sum()), int((labels != IGNORE).sum()), [ex.line for ex in examples])
+    row_lengths = [sum(len(ex) for ex in row) for row in rows]
+    return Batch(inputs, int(mask.sum()), int((labels != IGNORE).sum()), [ex.line for ex in examples], row_lengths)

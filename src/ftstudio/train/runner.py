@@ -131,6 +131,8 @@ def train(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     pack = settings.packing and choice.backend == "transformers"
     capacity = min(settings.pack_length, settings.max_seq_length)
+    # On the CPU a row of a few hundred tokens already fills the matrix units; more rows per pass only add memory.
+    rows_per_pass = settings.rows_per_pass or (1 if device.type == "cpu" and pack else None)
     lengths = [len(e) for e in data.train]
     global_batch = settings.batch_size * world
     micro_per_epoch = math.ceil(len(data.train) / global_batch)
@@ -169,10 +171,11 @@ def train(
         for b in batches:
             if b is None:
                 continue
-            inputs = {k: t.to(device) for k, t in b.inputs.items()}
-            out = model(**inputs, num_items_in_batch=n_labels, use_cache=False)
-            out.loss.backward()
-            loss_sum += out.loss.detach().double().cpu()
+            for chunk in b.chunks(rows_per_pass):
+                inputs = {k: t.to(device) for k, t in chunk.items()}
+                out = model(**inputs, num_items_in_batch=n_labels, use_cache=False)
+                out.loss.backward()
+                loss_sum += out.loss.detach().double().cpu()
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)

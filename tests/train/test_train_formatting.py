@@ -112,10 +112,10 @@ def test_split_is_seeded_and_holds_out_at_least_one():
 
 def test_show_mask_cli_marks_the_trained_tokens(cli, make_project):
     project = make_project("llama")
-    result = cli("train", project.name, "--show-mask", "--line", "2", "--json")
+    result = cli("data", project.name, "--show-mask", "--line", "2", "--json")
     assert result.code == 0, result.stderr
     shown = result.json()
     assert shown["line"] == 2
     assert [s["text"] for s in shown["segments"] if s["trained"]] == ["1 plus 2 is 3.<|eot_id|>"]
-    human = cli("train", project.name, "--show-mask")
+    human = cli("data", project.name, "--show-mask")
     assert "⟦1 plus 1 is 2.<|eot_id|>⟧" in human.stdout

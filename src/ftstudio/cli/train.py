@@ -37,13 +37,10 @@ def train(
     probe_only: Annotated[
         bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
     ] = False,
-    show_mask: Annotated[bool, typer.Option(help="Show one example with its trained tokens marked, and stop.")] = False,
-    line: Annotated[int | None, typer.Option(help="With --show-mask: the data line to show.")] = None,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops)."""
-    from ftstudio.train.runner import resolve_base_model
     from ftstudio.train.runner import train as run_training
     from ftstudio.train.settings import TrainSettings
 
@@ -52,11 +49,6 @@ def train(
         project.update_settings("base_model", model=base_model)
     overrides = {k: v for k, v in locals().items() if k in _SETTING_OPTIONS and v is not None}
     settings = TrainSettings.model_validate({**project.settings().train.model_dump(), **overrides})
-    if show_mask:
-        from ftstudio.train.preview import mask_preview
-
-        preview = mask_preview(project, settings, resolve_base_model(project), line)
-        return emit(preview.to_dict(), json, lambda: _print_mask(preview))
     cancel = threading.Event()
     _stop_on_ctrl_c(cancel)
     with progress_bar("training") as bar:
@@ -120,7 +112,8 @@ def _with_log(bar):
     return update
 
 
-def _print_mask(preview) -> None:
+def print_mask(preview) -> None:
+    """One example with its trained tokens inside ⟦ ⟧ (`ftstudio data --show-mask`)."""
     from rich.text import Text
 
     text = Text()

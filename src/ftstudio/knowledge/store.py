@@ -2,8 +2,9 @@
 
 Schema changes are ordered migration functions; `PRAGMA user_version` records how many have run. The full-text
 index is an external-content FTS5 table over `chunks`; every write to `chunks` writes the index too, inside the
-same transaction (explicitly: triggers made ingest twice as slow). A document and all its chunks are written in
-one transaction: a crash or a bad file never leaves half a document behind.
+same transaction (explicitly: triggers made ingest twice as slow). A document and all its chunks are written
+together or not at all (one transaction, or one savepoint of a `batch()`): a crash or a bad file never leaves half
+a document behind.
 
 Other stages rely on `Chunk`, `SearchHit` and `KnowledgeStore` (open, chunk_ids, get_chunks, count_chunks, search,
 documents, remove_document): change them only together with their users.
@@ -247,13 +248,14 @@ class KnowledgeStore:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a document is exactly one transaction.
+        # isolation_level=None: we issue BEGIN/COMMIT/SAVEPOINT ourselves (see `batch` and `_transaction`).
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             # NORMAL is durable across application crashes in WAL mode; only a power loss may drop the last commits.
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA cache_size=-32768")  # 32 MiB (default 2 MiB): a batch's index pages stay in memory
             cls._migrate(db, path)
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -294,7 +296,38 @@ class KnowledgeStore:
         self.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside into one transaction, committed when the block ends.
+
+        Each document written inside is still all or nothing: it is a SAVEPOINT of the batch, so a failing one
+        is rolled back alone and the others stay. A crash before the commit loses the whole batch, never part of
+        a document. One commit per batch rather than per document is what makes ingest fast: each commit makes
+        FTS5 write an index segment and merge segments.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        if not self._db.in_transaction:  # SQLite rolled it back itself (disk full, I/O error): nothing was written
+            raise sqlite3.OperationalError("the batch's transaction was rolled back by SQLite; nothing was written")
+        self._db.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # inside `batch()`: this write is a savepoint of the batch
+            self._db.execute("SAVEPOINT document")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:  # else SQLite already rolled back the batch; `batch()` reports it
+                    self._db.execute("ROLLBACK TO document")
+                    self._db.execute("RELEASE document")
+                raise
+            self._db.execute("RELEASE document")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -435,45 +468,49 @@ class KnowledgeStore:
 
         If `chunks` raises part-way, nothing changes: the old version (if any) stays as it was.
         """
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._transaction() as db:
-            old = db.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).fetchone()
-            if old:
-                self._delete(db, old[0])
-            cur = db.execute(
-                "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
-                " overlap, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    doc.path,
-                    doc.sha256,
-                    doc.type,
-                    doc.size,
-                    doc.mtime,
-                    now,
-                    doc.token_counter,
-                    doc.chunk_tokens,
-                    doc.overlap,
-                    doc.title,
-                ),
-            )
-            doc_id = cur.lastrowid
-            # Ids are chosen here (the write lock is held) so the same rows feed the table and the index.
-            seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
-            first = (seq[0] if seq else 0) + 1
-            rows = [
-                (first + i, doc_id, i, c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end)
-                for i, c in enumerate(chunks)
-            ]
-            db.executemany(
-                "INSERT INTO chunks (id, document_id, ordinal, text, tokens, heading, page_start, page_end)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            db.executemany(
-                "INSERT INTO chunks_fts (rowid, text, heading) VALUES (?, ?, ?)", ((r[0], r[3], r[5]) for r in rows)
-            )
-            row = db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,)).fetchone()
+            row = self._write(db, doc, chunks)
         return DocumentInfo(*row)
+
+    @classmethod
+    def _write(cls, db: sqlite3.Connection, doc: NewDocument, chunks: Iterable[NewChunk]) -> tuple:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        old = db.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).fetchone()
+        if old:
+            cls._delete(db, old[0])
+        cur = db.execute(
+            "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
+            " overlap, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                doc.path,
+                doc.sha256,
+                doc.type,
+                doc.size,
+                doc.mtime,
+                now,
+                doc.token_counter,
+                doc.chunk_tokens,
+                doc.overlap,
+                doc.title,
+            ),
+        )
+        doc_id = cur.lastrowid
+        # Ids are chosen here (the write lock is held) so the same rows feed the table and the index.
+        seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+        first = (seq[0] if seq else 0) + 1
+        rows = [
+            (first + i, doc_id, i, c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end)
+            for i, c in enumerate(chunks)
+        ]
+        db.executemany(
+            "INSERT INTO chunks (id, document_id, ordinal, text, tokens, heading, page_start, page_end)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.executemany(
+            "INSERT INTO chunks_fts (rowid, text, heading) VALUES (?, ?, ?)", ((r[0], r[3], r[5]) for r in rows)
+        )
+        return db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,)).fetchone()
 
     @staticmethod
     def _delete(db: sqlite3.Connection, doc_id: int) -> None:

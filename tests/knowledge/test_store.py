@@ -78,6 +78,35 @@ def test_failure_inside_the_transaction_leaves_the_old_version(tmp_path):
         assert store.search("half") == [] and store.integrity_check() == "ok"
 
 
+def test_a_batch_commits_whole_documents_and_a_failing_one_alone_is_rolled_back(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("old apples", 2)])
+        with store.batch():
+            store.replace_document(_doc("/b.md"), [NewChunk("first bananas", 2)])
+            store.replace_document(_doc("/a.md", "h2"), [NewChunk("new apricots", 2), NewChunk("more apricots", 2)])
+            store.replace_document(_doc("/b.md", "h3"), [NewChunk("second blueberries", 2)])  # written in this batch
+            with pytest.raises(sqlite3.IntegrityError):  # an empty chunk breaks the CHECK after rows were written
+                store.replace_document(_doc("/c.md"), [NewChunk("cherries", 1), NewChunk("", 0)])
+            with sqlite3.connect(tmp_path / "k.db") as other:  # nothing is visible before the commit
+                assert other.execute("SELECT count(*) FROM documents").fetchone()[0] == 1
+        assert {d.path: (d.sha256, d.chunks) for d in store.documents()} == {"/a.md": ("h2", 2), "/b.md": ("h3", 1)}
+        assert store.integrity_check() == "ok"
+        assert store.search("apples") == [] and store.search("bananas") == [] and store.search("cherries") == []
+        assert [h.chunk.text for h in store.search("blueberries")] == ["second blueberries"]
+        assert len(store.search("apricots")) == 2
+
+
+def test_an_error_escaping_a_batch_writes_nothing(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("kept", 1)])
+        with pytest.raises(RuntimeError), store.batch():
+            store.replace_document(_doc("/b.md"), [NewChunk("lost", 1)])
+            store.remove_document("/a.md")
+            raise RuntimeError("crash")
+        assert [d.path for d in store.documents()] == ["/a.md"]
+        assert store.search("lost") == [] and store.search("kept") and store.integrity_check() == "ok"
+
+
 def test_remove_document_by_path_or_id(tmp_path):
     with KnowledgeStore.open(tmp_path / "k.db") as store:
         a = store.replace_document(_doc("/a.md"), [NewChunk("alpha", 1)])

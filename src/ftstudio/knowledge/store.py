@@ -239,6 +239,8 @@ class KnowledgeStore:
         self.path = path
         self._count_key: tuple[int, int] | None = None
         self._count = 0
+        # Inside `batch()`: the largest chunk id before the batch began. Chunks above it are not indexed yet.
+        self._indexed_up_to: int | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> KnowledgeStore:
@@ -299,25 +301,33 @@ class KnowledgeStore:
     def batch(self) -> Iterator[None]:
         """Group the writes made inside into one transaction, committed when the block ends.
 
-        Each document written inside is still all or nothing: it is a SAVEPOINT of the batch, so a failing one
-        is rolled back alone and the others stay. A crash before the commit loses the whole batch, never part of
-        a document. One commit per batch rather than per document is what makes ingest fast: each commit makes
-        FTS5 write an index segment and merge segments.
+        Each document written inside is still all or nothing (a SAVEPOINT of the batch): a failing one is rolled
+        back alone and the others stay; a crash before the commit loses the batch's documents, whole. The new
+        chunks enter the full-text index together, just before the commit, so the index is in step at every
+        commit. One commit per batch rather than per document is what makes ingest fast: FTS5 writes an index
+        segment (and merges segments) at each commit and at each savepoint that touched it.
         """
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._indexed_up_to = self._last_chunk_id()
             yield
+            if not self._db.in_transaction:  # SQLite rolled it back itself (disk full, I/O error)
+                raise sqlite3.OperationalError("the batch's transaction was rolled back by SQLite; nothing was written")
+            self._db.execute(
+                "INSERT INTO chunks_fts (rowid, text, heading) SELECT id, text, heading FROM chunks WHERE id > ?",
+                (self._indexed_up_to,),
+            )
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        if not self._db.in_transaction:  # SQLite rolled it back itself (disk full, I/O error): nothing was written
-            raise sqlite3.OperationalError("the batch's transaction was rolled back by SQLite; nothing was written")
+        finally:
+            self._indexed_up_to = None
         self._db.execute("COMMIT")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        if self._db.in_transaction:  # inside `batch()`: this write is a savepoint of the batch
+        if self._indexed_up_to is not None:  # inside `batch()`: this write is a savepoint of the batch
             self._db.execute("SAVEPOINT document")
             try:
                 yield self._db
@@ -335,6 +345,10 @@ class KnowledgeStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _last_chunk_id(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+        return row[0] if row else 0
 
     @property
     def schema_version(self) -> int:
@@ -464,61 +478,47 @@ class KnowledgeStore:
     # --- writing --------------------------------------------------------------------------------------------------
 
     def replace_document(self, doc: NewDocument, chunks: Iterable[NewChunk]) -> DocumentInfo:
-        """Write `doc` and its chunks in one transaction, replacing any document stored at the same path.
+        """Write `doc` and its chunks in one transaction (a savepoint inside `batch()`), replacing any document
+        stored at the same path.
 
         If `chunks` raises part-way, nothing changes: the old version (if any) stays as it was.
         """
-        with self._transaction() as db:
-            row = self._write(db, doc, chunks)
-        return DocumentInfo(*row)
-
-    @classmethod
-    def _write(cls, db: sqlite3.Connection, doc: NewDocument, chunks: Iterable[NewChunk]) -> tuple:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        old = db.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).fetchone()
-        if old:
-            cls._delete(db, old[0])
-        cur = db.execute(
-            "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
-            " overlap, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                doc.path,
-                doc.sha256,
-                doc.type,
-                doc.size,
-                doc.mtime,
-                now,
-                doc.token_counter,
-                doc.chunk_tokens,
-                doc.overlap,
-                doc.title,
-            ),
-        )
-        doc_id = cur.lastrowid
-        # Ids are chosen here (the write lock is held) so the same rows feed the table and the index.
-        seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
-        first = (seq[0] if seq else 0) + 1
-        rows = [
-            (first + i, doc_id, i, c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end)
-            for i, c in enumerate(chunks)
-        ]
-        db.executemany(
-            "INSERT INTO chunks (id, document_id, ordinal, text, tokens, heading, page_start, page_end)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        db.executemany(
-            "INSERT INTO chunks_fts (rowid, text, heading) VALUES (?, ?, ?)", ((r[0], r[3], r[5]) for r in rows)
-        )
-        return db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,)).fetchone()
+        rows = [(c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end) for c in chunks]
+        with self._transaction() as db:
+            old = db.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).fetchone()
+            if old:
+                self._delete(db, old[0])
+            cur = db.execute(
+                "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
+                " overlap, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.path, doc.sha256, doc.type, doc.size, doc.mtime, now, doc.token_counter, doc.chunk_tokens,
+                 doc.overlap, doc.title),
+            )  # fmt: skip
+            doc_id = cur.lastrowid
+            db.executemany(
+                "INSERT INTO chunks (document_id, ordinal, text, tokens, heading, page_start, page_end)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((doc_id, i, *r) for i, r in enumerate(rows)),
+            )
+            if self._indexed_up_to is None:  # else `batch()` indexes all its new chunks at its end
+                db.execute(
+                    "INSERT INTO chunks_fts (rowid, text, heading) "
+                    "SELECT id, text, heading FROM chunks WHERE document_id = ?",
+                    (doc_id,),
+                )
+        return DocumentInfo(
+            doc_id, doc.path, doc.sha256, doc.type, doc.size, doc.mtime, now, doc.token_counter, doc.chunk_tokens,
+            doc.overlap, doc.title, len(rows), sum(r[1] for r in rows),
+        )  # fmt: skip
 
-    @staticmethod
-    def _delete(db: sqlite3.Connection, doc_id: int) -> None:
-        # An external-content index forgets a row only when told its old values.
+    def _delete(self, db: sqlite3.Connection, doc_id: int) -> None:
+        # An external-content index forgets a row only when told its old values, and only rows it holds: inside a
+        # batch, chunks written by the batch itself are not indexed yet.
         db.execute(
             "INSERT INTO chunks_fts (chunks_fts, rowid, text, heading) "
-            "SELECT 'delete', id, text, heading FROM chunks WHERE document_id = ?",
-            (doc_id,),
+            "SELECT 'delete', id, text, heading FROM chunks WHERE document_id = ? AND id <= ?",
+            (doc_id, self._indexed_up_to if self._indexed_up_to is not None else 2**63 - 1),
         )
         db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))  # its chunks follow (ON DELETE CASCADE)
 

@@ -107,6 +107,20 @@ def test_an_error_escaping_a_batch_writes_nothing(tmp_path):
         assert store.search("lost") == [] and store.search("kept") and store.integrity_check() == "ok"
 
 
+def test_search_puts_chunks_with_all_the_words_first_then_fills_up_with_fewer(tmp_path):
+    texts = ["apple banana cherry", "apple banana", "apple", "cherry cherry cherry", "durian"] + ["filler"] * 5
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/f.md"), [NewChunk(t, 3) for t in texts])
+        hits = store.search("Cherry, banana & apple?", k=5)
+        assert [h.chunk.text for h in hits[:2]] == ["apple banana cherry", "apple banana"]
+        assert {h.chunk.text for h in hits[2:]} == {"cherry cherry cherry", "apple"}  # any word, by BM25
+        assert hits[0].snippet == "**apple** **banana** **cherry**"
+        assert [h.chunk.text for h in store.search("apple banana cherry", k=2)] == texts[:2]
+        assert {h.chunk.text for h in store.search("banana xyzzy")} == {"apple banana cherry", "apple banana"}
+        assert store.search("xyzzy") == [] and store.search("durian")[0].chunk.text == "durian"
+        assert [h.score for h in store.search("cherry")] == sorted(h.score for h in store.search("cherry"))[::-1]
+
+
 def test_remove_document_by_path_or_id(tmp_path):
     with KnowledgeStore.open(tmp_path / "k.db") as store:
         a = store.replace_document(_doc("/a.md"), [NewChunk("alpha", 1)])

@@ -118,6 +118,10 @@ def test_search_puts_chunks_with_all_the_words_first_then_fills_up_with_fewer(tm
         assert [h.chunk.text for h in store.search("apple banana cherry", k=2)] == texts[:2]
         assert {h.chunk.text for h in store.search("banana xyzzy")} == {"apple banana cherry", "apple banana"}
         assert store.search("xyzzy") == [] and store.search("durian")[0].chunk.text == "durian"
+        # A long chunk with both words beats a short one repeating one of them (ranking by BM25 over OR would not).
+        long = "kiwi and banana in a long sentence with many other words around them both"
+        store.replace_document(_doc("/g.md"), [NewChunk(long, 9), NewChunk("kiwi kiwi kiwi", 3)])
+        assert [h.chunk.text for h in store.search("kiwi banana", k=2)][0] == long
         assert [h.score for h in store.search("cherry")] == sorted(h.score for h in store.search("cherry"))[::-1]
 
 

@@ -166,6 +166,8 @@ def test_a_version_1_store_migrates_with_its_data(tmp_path):
     raw.close()
     with KnowledgeStore.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
+        config = dict(store._db.execute("SELECT k, v FROM chunks_fts_config"))
+        assert config["hashsize"] == 32 * 1024 * 1024 and config["rank"] == "bm25(1.0, 0.5)"
         assert [h.chunk.text for h in store.search("fractions")] == ["ancient fractions"]
         store.replace_document(_doc("/old.md", "h2"), [NewChunk("modern decimals", 2)])
         assert store.search("ancient") == [] and store.search("decimals")[0].chunk.document == "/old.md"

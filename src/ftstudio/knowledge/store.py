@@ -190,8 +190,15 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # FTS5 keeps new index entries in an in-memory hash and writes a segment whenever it outgrows `hashsize`
+    # (default 1 MiB), so a batch of several MB made many small segments to merge. 32 MiB (an upper bound: the
+    # hash only grows to what a batch adds) took a 50 MB ingest from 4.4 to 3.2 CPU seconds, peak RSS +3 MB.
+    db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('hashsize', 33554432)")
+
+
 # Ordered: migration i brings the schema from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLUMNS = "c.id, c.document_id, d.path, c.ordinal, c.text, c.tokens, c.heading, c.page_start, c.page_end"

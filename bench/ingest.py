@@ -235,6 +235,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50.0, help="corpus size in MB (default 50)")
     parser.add_argument("--keep", type=Path, help="keep the corpus and databases in this folder")
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-tokenizer variant (slow)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of floor, LangChain and ftstudio (default 3)")
     parser.add_argument(
         "--baseline", choices=["floor", "langchain", "tokenizer", "semchunk", "semchunk-exact"], help=argparse.SUPPRESS
     )
@@ -270,26 +271,49 @@ def main() -> None:
     env = {"PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     root = work / "ws"
     shutil.rmtree(root, ignore_errors=True)
-    results = {}
     for db in work.glob("*.db*"):
         db.unlink()
-    results["floor"] = measure([py, me, "--baseline", "floor", "--corpus", str(corpus), "--db", str(work / "floor.db")])
-    results["langchain"] = measure(
-        [py, me, "--baseline", "langchain", "--corpus", str(corpus), "--db", str(work / "lc.db")]
-    )
     ft = [py, "-m", "ftstudio"]
     env["FTSTUDIO_ROOT"] = str(root)
     subprocess.run([*ft, "init", "bench"], check=True, capture_output=True, env={**os.environ, **env})
-    results["ftstudio"] = measure([*ft, "ingest", "bench", str(corpus), "--json"], env)
+    knowledge_db = root / "projects" / "bench" / "knowledge.db"
+    runs: dict[str, list[dict]] = {"floor": [], "langchain": [], "ftstudio": []}
+    for _ in range(args.repeat):  # in turn, so that a change in the machine's load falls on all three alike
+        for name, db in (("floor", work / "floor.db"), ("langchain", work / "lc.db")):
+            for old in work.glob(db.name + "*"):
+                old.unlink()
+            runs[name].append(measure([py, me, "--baseline", name, "--corpus", str(corpus), "--db", str(db)]))
+        for old in knowledge_db.parent.glob("knowledge.db*"):
+            old.unlink()
+        runs["ftstudio"].append(measure([*ft, "ingest", "bench", str(corpus), "--json"], env))
+    results = {
+        name: {
+            "seconds": statistics.median(r["seconds"] for r in rs),
+            "rss_mb": max(r["rss_mb"] for r in rs),
+            "out": rs[-1]["out"],
+            "all": " ".join(f"{r['seconds']:.2f}" for r in rs),
+        }
+        for name, rs in runs.items()
+    }
     report = json.loads(results["ftstudio"]["out"][0])
     chunks = report["chunks"]
 
     lc, fl, fs = results["langchain"], results["floor"], results["ftstudio"]
-    print(f"{'contender':<34}{'seconds':>9}{'peak RSS MB':>13}{'chunks':>9}")
-    print(f"{'floor (2,000-char pieces)':<34}{fl['seconds']:>9.2f}{fl['rss_mb']:>13.0f}{fl['out'][0]:>9}")
-    print(f"{'LangChain recursive (2,048/256)':<34}{lc['seconds']:>9.2f}{lc['rss_mb']:>13.0f}{lc['out'][0]:>9}")
-    print(f"{'ftstudio ingest (estimate 512/64)':<34}{fs['seconds']:>9.2f}{fs['rss_mb']:>13.0f}{chunks:>9}")
-    print(f"speed ratio LangChain / ftstudio: {lc['seconds'] / fs['seconds']:.2f} (goal >= 1.0)")
+    print(f"{args.repeat} rounds, each running the three in turn; seconds are the median round (all rounds after)")
+    print(f"{'contender':<34}{'seconds':>9}{'peak RSS MB':>13}{'chunks':>9}   rounds")
+    print(f"{'floor (2,000-char pieces)':<34}{fl['seconds']:>9.2f}{fl['rss_mb']:>13.0f}{fl['out'][0]:>9}   {fl['all']}")
+    print(
+        f"{'LangChain recursive (2,048/256)':<34}{lc['seconds']:>9.2f}{lc['rss_mb']:>13.0f}{lc['out'][0]:>9}   "
+        f"{lc['all']}"
+    )
+    print(
+        f"{'ftstudio ingest (estimate 512/64)':<34}{fs['seconds']:>9.2f}{fs['rss_mb']:>13.0f}{chunks:>9}   {fs['all']}"
+    )
+    per_round = [a["seconds"] / b["seconds"] for a, b in zip(runs["langchain"], runs["ftstudio"], strict=True)]
+    print(
+        f"speed ratio LangChain / ftstudio: {lc['seconds'] / fs['seconds']:.2f} (goal >= 1.0; "
+        f"per round: {' '.join(f'{r:.2f}' for r in per_round)})"
+    )
     print(f"speed ratio floor / ftstudio:     {fl['seconds'] / fs['seconds']:.2f}")
     print(f"ftstudio peak RSS: {fs['rss_mb']:.0f} MB (goal < 200 MB)")
 

@@ -1,0 +1,9 @@
+"""Tab placeholder while the basemodel stage lands."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+
+def build(ctx) -> None:
+    gr.Markdown("Coming with the basemodel stage.")

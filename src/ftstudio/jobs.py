@@ -19,6 +19,7 @@ periods. Secrets reach the job only through its environment (`env=`), never its 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -128,7 +129,9 @@ class Job:
         try:
             raw = json.loads(self.state_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise NotFound(f"no job {self.id!r} in project {self.project.name!r}", hint="list jobs to see ids") from None
+            raise NotFound(
+                f"no job {self.id!r} in project {self.project.name!r}", hint="list jobs to see ids"
+            ) from None
         return JobState(**raw)
 
     def write(self, state: JobState) -> None:
@@ -376,10 +379,8 @@ class JobRegistry:
     def _signal(state: JobState, sig: int) -> None:
         if not _alive(state):
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(state.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def wait(self, project: str, job_id: str, timeout: float | None = None, poll: float = 0.1) -> JobState:
         """Block until the job ends (or `timeout` seconds pass) and return its state."""

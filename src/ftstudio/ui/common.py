@@ -47,7 +47,7 @@ def open_project(root: Path, name: str | None) -> Project:
 # -- settings → widgets → settings and CLI arguments ---------------------------------------------------------------
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
+def unwrap(annotation: Any) -> tuple[Any, bool]:
     """The annotation without `| None`, and whether None was allowed."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -78,7 +78,7 @@ def label_of(name: str, field) -> str:
 def widget(model: type[BaseModel], name: str, value: Any, **extra: Any) -> gr.components.Component:
     """One widget for one settings field: numbers in number boxes, choices in dropdowns, flags in checkboxes."""
     field = model.model_fields[name]
-    annotation, optional = _unwrap(field.annotation)
+    annotation, optional = unwrap(field.annotation)
     common = {"label": label_of(name, field), "info": field.description, **extra}
     if typing.get_origin(annotation) is Literal:
         choices = list(typing.get_args(annotation))
@@ -105,7 +105,7 @@ def clean_values(model: type[BaseModel], values: dict[str, Any]) -> dict[str, An
     cleaned = {}
     for name, value in values.items():
         field = model.model_fields[name]
-        annotation, optional = _unwrap(field.annotation)
+        annotation, optional = unwrap(field.annotation)
         if isinstance(value, str) and not value.strip() and optional:
             value = None
         elif isinstance(value, float) and annotation is int and value.is_integer():
@@ -181,6 +181,11 @@ def store_uploads(project: Project, files: Iterable[str], folder: str = "uploads
     return stored
 
 
+def cli_box(label: str, **extra: Any) -> gr.Textbox:
+    """A one-line, copyable command line."""
+    return gr.Textbox(label=label, lines=1, max_lines=3, interactive=False, buttons=["copy"], **extra)
+
+
 # -- the job panel ---------------------------------------------------------------------------------------------------
 
 
@@ -199,6 +204,9 @@ def job_summary(registry: JobRegistry, state: JobState | None) -> str:
     if state.running and event is not None:
         total = f" / {event.total:g}" if event.total else ""
         lines.append(f"{event.stage}: {event.done:g}{total} {html.escape(event.message)}")
+        counts = {k: v for k, v in event.data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if counts:
+            lines.append(" · ".join(f"{k.replace('_', ' ')}: **{v:g}**" for k, v in counts.items()))
         if event.total:
             lines.append(f"<progress max='{event.total}' value='{event.done}' style='width:100%'></progress>")
     if state.stop_requested and state.running:
@@ -221,8 +229,8 @@ class JobPanel:
         with gr.Group():
             self.status = gr.Markdown("No job yet.", elem_classes=["job-status"])
             with gr.Row():
-                self.cli = gr.Code(label="Running command (CLI equivalent)", language="shell", lines=1, scale=4)
-                self.stop = gr.Button("Stop", variant="stop", scale=1, interactive=False)
+                self.cli = cli_box("Running command (CLI equivalent)", scale=4)
+                self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False)
             with gr.Accordion("Log", open=False):
                 self.log = gr.Textbox(show_label=False, lines=8, max_lines=16, autoscroll=True, interactive=False)
         self.finished = gr.State(None)

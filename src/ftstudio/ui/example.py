@@ -34,8 +34,8 @@ def examples_dir() -> Path:
 def ensure_example(root: Path | str, progress: ProgressFn | None = None) -> Project:
     """Create (or complete) the `example` project under `root` and return it.
 
-    Copies examples/*.md into uploads/ and ingests them, copies examples/sft_data.jsonl to data/, builds a tiny Llama-style model inside the
-    project and selects it as the base model.
+    Copies examples/*.md into uploads/ and ingests them, copies examples/sft_data.jsonl to data/, builds a tiny
+    Llama-style model inside the project and selects it as the base model.
     """
     source = examples_dir()
     try:

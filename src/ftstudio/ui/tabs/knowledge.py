@@ -12,6 +12,7 @@ from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.knowledge.store import KnowledgeStore
 from ftstudio.ui.common import (
     JobPanel,
+    cli_box,
     describe,
     open_project,
     safe_name,
@@ -67,7 +68,7 @@ def build(ctx) -> None:
         folder = gr.File(label="…or a whole folder", file_count="directory", scale=1)
     with gr.Row():
         fields = widgets(KnowledgeSettings, KnowledgeSettings())
-    preview = gr.Code(label="Will run (CLI equivalent)", language="shell", lines=1)
+    preview = cli_box("Will run (CLI equivalent)")
     ingest = gr.Button("Ingest", variant="primary")
     started = gr.Markdown()
     panel = JobPanel(registry, "ingest")

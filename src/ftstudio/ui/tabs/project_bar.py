@@ -12,7 +12,7 @@ from ftstudio.ui.common import describe
 def build(root) -> tuple[gr.Dropdown, gr.Markdown]:
     """Lay out the bar; return the project dropdown (every tab's first input) and the bar's message line."""
     names = list_projects(root)
-    with gr.Row(equal_height=True):
+    with gr.Row():
         project = gr.Dropdown(
             choices=names,
             value=names[0] if names else None,
@@ -21,7 +21,7 @@ def build(root) -> tuple[gr.Dropdown, gr.Markdown]:
             scale=3,
         )
         new_name = gr.Textbox(label="New project", placeholder="e.g. math-tutor", scale=2)
-        create = gr.Button("Create", variant="primary", scale=1)
+        create = gr.Button("Create project", variant="primary", scale=0, min_width=160)
     message = gr.Markdown("" if names else "Create a project to begin.")
 
     def create_project(name: str):

@@ -1,9 +1,222 @@
-"""Tab placeholder while the train stage lands."""
+"""Tab 4, Train: what will be trained, the hyper-parameters, start/stop/resume, the live loss plot, the runs, and
+base-versus-tuned answers at the end. Training runs as a background job of `ftstudio train`."""
 
 from __future__ import annotations
 
+import html
+import typing
+
 import gradio as gr
+import pandas as pd
+
+from ftstudio.dataset import read_dataset
+from ftstudio.errors import FtError
+from ftstudio.jobs import cli_line
+from ftstudio.train.settings import TrainSettings
+from ftstudio.ui.common import (
+    JobPanel,
+    cli_box,
+    describe,
+    open_project,
+    save_section,
+    settings_args,
+    start_job,
+    unwrap,
+    widgets,
+)
+
+MAIN_FIELDS = ("method", "epochs", "max_steps", "learning_rate", "rank", "alpha", "batch_size", "max_seq_length")
+RUN_COLUMNS = ["run", "status", "base model", "steps", "train loss", "eval loss", "started"]
+
+
+def _simple(name: str) -> bool:
+    """Fields a widget can show; the rest (lists) stay in project.toml."""
+    annotation, _ = unwrap(TrainSettings.model_fields[name].annotation)
+    return annotation in (int, float, bool, str) or typing.get_origin(annotation) is typing.Literal
+
+
+def _runs(project):
+    try:
+        from ftstudio.train.runs import list_runs
+    except ImportError:
+        return []
+    return list_runs(project)
+
+
+def runs_table(project) -> list[list]:
+    rows = []
+    for run in reversed(_runs(project)):
+        info = run.info
+        rows.append(
+            [
+                run.id,
+                run.status,
+                info.get("base_model"),
+                f"{info.get('steps', 0)}/{info.get('total_steps', '?')}",
+                info.get("final_train_loss"),
+                info.get("final_eval_loss"),
+                info.get("started_at"),
+            ]
+        )
+    return rows
+
+
+def loss_frame(project, run_id: str | None) -> pd.DataFrame:
+    """Train and eval loss by step for one run (the newest when `run_id` is empty), long form for gr.LinePlot."""
+    runs = _runs(project)
+    run = next((r for r in runs if r.id == run_id), runs[-1] if runs else None)
+    rows = []
+    if run is not None:
+        for record in run.metrics():
+            if "loss" in record:
+                rows.append({"step": record["step"], "loss": record["loss"], "series": "train"})
+            if "eval_loss" in record:
+                rows.append({"step": record["step"], "loss": record["eval_loss"], "series": "eval"})
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def summary(project) -> str:
+    """What will be trained: the base model, the data, and how."""
+    settings = project.settings()
+    lines = [f"**Base model**: `{settings.base_model.model or 'none chosen: pick one in tab 2'}`"]
+    try:
+        data = read_dataset(project.sft_data)
+        bad = f", **{len(data.errors)} bad lines** (first: {data.errors[0]})" if data.errors else ""
+        lines.append(f"**Data**: {len(data.examples)} examples in `data/sft_data.jsonl`{bad}")
+    except FtError as exc:
+        lines.append(f"**Data**: {describe(exc)}")
+    lines.append(
+        f"**Method**: {settings.train.method}; **backend**: {settings.train.backend} "
+        "(auto picks Unsloth when CUDA is present and it imports, else transformers + PEFT)"
+    )
+    return "\n\n".join(lines)
+
+
+def eval_view(project, run_id: str | None) -> str:
+    """Base versus tuned eval loss and answers side by side, from the run's eval.json."""
+    runs = _runs(project)
+    run = next((r for r in runs if r.id == run_id), runs[-1] if runs else None)
+    report = run.eval_report() if run is not None else None
+    if not report:
+        return "The comparison appears here when a run completes."
+    lines = [
+        f"Held-out examples: {report.get('examples')} · eval loss **base {report.get('base_eval_loss')}** → "
+        f"**tuned {report.get('tuned_eval_loss')}**" + (" (improved)" if report.get("improved") else ""),
+        "",
+        "| question | reference | base | tuned |",
+        "|---|---|---|---|",
+    ]
+
+    def cell(text) -> str:
+        return html.escape(str(text or "")).replace("|", "\\|").replace("\n", "<br>")
+
+    for item in report.get("answers", []):
+        lines.append(
+            f"| {cell(item.get('prompt'))} | {cell(item.get('reference'))} | {cell(item.get('base'))} | "
+            f"{cell(item.get('tuned'))} |"
+        )
+    return "\n".join(lines)
 
 
 def build(ctx) -> None:
-    gr.Markdown("Coming with the train stage.")
+    root, registry = ctx.root, ctx.registry
+    what = gr.Markdown()
+    defaults = TrainSettings()
+    with gr.Row():
+        main = widgets(TrainSettings, defaults, MAIN_FIELDS)
+    with gr.Accordion("More settings", open=False), gr.Row():
+        rest = widgets(
+            TrainSettings, defaults, [n for n in TrainSettings.model_fields if n not in MAIN_FIELDS and _simple(n)]
+        )
+    fields = {**main, **rest}
+    names = list(fields)
+    inputs = [fields[n] for n in names]
+    with gr.Row():
+        resume = gr.Dropdown(label="Resume run", info="Continue a stopped run from its last checkpoint", choices=[])
+    preview = cli_box("Will run (CLI equivalent)")
+    start = gr.Button("Start training", variant="primary")
+    started = gr.Markdown()
+    panel = JobPanel(registry, "train")
+
+    gr.Markdown("### Loss")
+    with gr.Row():
+        shown_run = gr.Dropdown(label="Run shown", choices=[], scale=3)
+        reload_runs = gr.Button("Refresh", size="sm", scale=0)
+    plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", height=300, x_title="step")
+    runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)
+    comparison = gr.Markdown()
+
+    def _args(project_name, values, resume_id):
+        args = [project_name, *settings_args("train", values)]
+        if resume_id:
+            args += ["--resume", resume_id]
+        return args
+
+    def show_preview(project_name, resume_id, *values):
+        if not project_name:
+            return ""
+        return cli_line("train", _args(project_name, dict(zip(names, values, strict=True)), resume_id), root)
+
+    def load(project_name):
+        if not project_name:
+            return [gr.update()] * (len(inputs) + 6)
+        project = open_project(root, project_name)
+        current = project.settings().train
+        all_runs = _runs(project)
+        ids = [r.id for r in reversed(all_runs)]
+        resumable = [r.id for r in reversed(all_runs) if r.status in ("stopped", "failed")]
+        return [getattr(current, n) for n in names] + [
+            summary(project),
+            gr.update(choices=resumable, value=None),
+            gr.update(choices=ids, value=ids[0] if ids else None),
+            runs_table(project),
+            loss_frame(project, ids[0] if ids else None),
+            eval_view(project, ids[0] if ids else None),
+        ]
+
+    def run_train(project_name, resume_id, *values):
+        project = open_project(root, project_name)
+        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        chosen = {n: getattr(settings, n) for n in names}
+        return start_job(registry, project_name, "train", _args(project_name, chosen, resume_id))
+
+    def live(project_name, run_id):
+        """While training runs, follow the newest run; otherwise leave the plot alone."""
+        if not project_name:
+            return gr.update(), gr.update(), gr.update()
+        try:
+            active = registry.active(project_name, "train")
+        except FtError:
+            return gr.update(), gr.update(), gr.update()
+        if active is None:
+            return gr.update(), gr.update(), gr.update()
+        project = open_project(root, project_name)
+        all_runs = _runs(project)
+        newest = all_runs[-1].id if all_runs else None
+        ids = [r.id for r in reversed(all_runs)]
+        return gr.update(choices=ids, value=newest), loss_frame(project, newest), runs_table(project)
+
+    def show_run(project_name, run_id):
+        if not project_name:
+            return gr.update(), gr.update()
+        project = open_project(root, project_name)
+        return loss_frame(project, run_id), eval_view(project, run_id)
+
+    preview_inputs = [ctx.project, resume, *inputs]
+    for comp in (ctx.project, resume, *inputs):
+        comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
+    outputs = [*inputs, what, resume, shown_run, runs, plot, comparison]
+    ctx.project.change(load, [ctx.project], outputs)
+    ctx.demo.load(load, [ctx.project], outputs)
+    reload_runs.click(load, [ctx.project], outputs, api_name="train_refresh")
+    start.click(run_train, preview_inputs, [started], api_name="train")
+    panel.wire(ctx.timer, ctx.project)
+    ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs], show_progress="hidden")
+    shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison])
+    panel.finished.change(load, [ctx.project], outputs)
+
+    def loss_points(project_name: str, run_id: str | None = None) -> list[dict]:
+        """The plotted points (step, loss, series) of a run: what the browser shows, for scripts and tests."""
+        return loss_frame(open_project(root, project_name), run_id).to_dict("records")
+
+    gr.api(loss_points, api_name="loss_points")

@@ -40,7 +40,7 @@ from ftstudio.fsutil import atomic_write_text
 from ftstudio.progress import Event
 from ftstudio.project import Project
 
-Status = Literal["running", "done", "failed", "stopped", "lost"]
+Status = Literal["running", "done", "partial", "failed", "stopped", "lost"]
 
 
 @dataclass(frozen=True)
@@ -334,6 +334,8 @@ class JobRegistry:
             exit_code = 0
         if exit_code == 0:
             status: Status = "done"
+        elif exit_code == 1 and result is not None and error is None:
+            status = "partial"  # some inputs failed, each named in the result; the rest were kept
         elif state.stop_requested or exit_code in (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
             status = "stopped"
         elif exit_code is None:

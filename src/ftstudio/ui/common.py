@@ -198,7 +198,7 @@ def job_summary(registry: JobRegistry, state: JobState | None) -> str:
     if state is None:
         return "No job yet."
     job = registry.job(state.project, state.id)
-    icon = {"running": "⏳", "done": "✅", "failed": "❌", "stopped": "⏹", "lost": "❓"}[state.status]
+    icon = {"running": "⏳", "done": "✅", "partial": "⚠️", "failed": "❌", "stopped": "⏹", "lost": "❓"}[state.status]
     lines = [f"{icon} **{state.command}** job `{state.id}`: **{state.status}** (started {_when(state.started)})"]
     event = job.last_event()
     if state.running and event is not None:

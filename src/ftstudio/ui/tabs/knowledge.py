@@ -51,9 +51,12 @@ def render_result(result) -> list[list]:
     if not isinstance(result, dict):
         return []
     rows = []
-    for item in result.get("files", []):
+    for item in result.get("documents", []):
         if isinstance(item, dict):
-            rows.append([item.get("path"), item.get("status"), item.get("chunks"), item.get("error") or ""])
+            error = " → ".join(x for x in (item.get("error"), item.get("hint")) if x)
+            rows.append([item.get("path"), item.get("status"), item.get("chunks"), error])
+    for path in result.get("skipped", []):
+        rows.append([str(path), "skipped", 0, "not a supported document type"])
     return rows
 
 

@@ -85,10 +85,10 @@ def summary(project) -> str:
         lines.append(f"**Data**: {len(data.examples)} examples in `data/sft_data.jsonl`{bad}")
     except FtError as exc:
         lines.append(f"**Data**: {describe(exc)}")
-    lines.append(
-        f"**Method**: {settings.train.method}; **backend**: {settings.train.backend} "
-        "(auto picks Unsloth when CUDA is present and it imports, else transformers + PEFT)"
-    )
+    how = f"**Method**: {settings.train.method}"
+    if "backend" in TrainSettings.model_fields:
+        how += f"; **backend**: {settings.train.backend} ({TrainSettings.model_fields['backend'].description})"
+    lines.append(how)
     return "\n\n".join(lines)
 
 

@@ -1,0 +1,136 @@
+"""Every tab's handlers, called through gradio_client against `ftstudio ui` running on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from gradio_client import handle_file
+
+from ftstudio.project import Project
+
+DOC = """# Lighthouses
+
+## Fresnel lenses
+
+A Fresnel lens concentrates the lamp's light into a horizontal beam using rings of prisms, so a small flame can be
+seen from more than twenty nautical miles away.
+
+## Keepers
+
+Keepers trimmed the wicks, wound the clockwork that turned the lens, and logged the weather every four hours.
+"""
+
+
+@pytest.fixture(scope="module")
+def project(client, studio):
+    update, message, _ = client.predict("lights", api_name="/create_project")
+    assert update["value"] == "lights" and "Created project" in message
+    return Project.open("lights", studio.root)
+
+
+def test_creating_a_project_twice_is_refused_with_a_message(client, project):
+    update, message, kept = client.predict("lights", api_name="/create_project")
+    assert "already exists" in message and kept == "lights"
+    _, message, _ = client.predict("../evil", api_name="/create_project")
+    assert "not a valid project name" in message
+
+
+def test_knowledge_upload_ingest_documents_search_and_remove(client, studio, project, tmp_path):
+    doc = tmp_path / "light houses (draft).md"
+    doc.write_text(DOC)
+    started = client.predict(
+        "lights", [handle_file(str(doc))], None, 200, 20, *_extra_knowledge_fields(), api_name="/ingest"
+    )
+    assert started.startswith("Started ingest job"), started
+    state = studio.wait_job("lights", "ingest")
+    assert state.status == "done", state.error
+    # Stored under a safe name inside the project, and that is the path the store knows.
+    stored = project.dir / "uploads" / "light_houses_draft_.md"
+    assert stored.read_text() == DOC
+    assert "--chunk-tokens 200 --overlap 20" in state.cli
+    assert project.settings().knowledge.chunk_tokens == 200  # what the UI ran with is the project's now
+
+    result = client.predict("lights", api_name="/documents")
+    table = result[-2]
+    assert table["data"][0][0] == str(stored) and table["data"][0][3] >= 1
+
+    hits = client.predict("lights", "Fresnel prisms", 5, api_name="/search")
+    assert "light_houses_draft_.md" in hits and "**Fresnel**" in hits
+
+    message, table, _ = client.predict("lights", str(stored), api_name="/remove_document")
+    assert message.startswith("Removed") and table["data"] == []
+    assert "No chunk matches" in client.predict("lights", "Fresnel", 5, api_name="/search")
+
+
+def _extra_knowledge_fields():
+    """Values for the Knowledge settings fields after chunk_tokens and overlap, as the page shows them."""
+    from ftstudio.knowledge.settings import KnowledgeSettings
+
+    defaults = KnowledgeSettings()
+    return [getattr(defaults, n) for n in list(KnowledgeSettings.model_fields)[2:]]
+
+
+def test_base_model_choice_is_saved_to_the_project(client, project, tiny_model):
+    folder = tiny_model("llama")
+    message = client.predict("lights", str(folder), False, api_name="/save_base_model")
+    assert str(folder) in message
+    assert project.settings().base_model.model == str(folder)
+
+
+def test_own_data_upload_is_validated_with_line_numbers_then_edited(client, project, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "q2"}\nnot json\n')
+    message, *_ = client.predict("lights", handle_file(str(bad)), api_name="/upload_data")
+    assert "line 2" in message and "line 3" in message and not project.sft_data.exists()
+
+    good = tmp_path / "mine.jsonl"
+    rows = [{"instruction": f"What is lamp {i}?", "output": f"Lamp {i} is a light."} for i in range(1, 4)]
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    message, summary, table, download = client.predict("lights", handle_file(str(good)), api_name="/upload_data")
+    assert "3 examples" in summary and [r[0] for r in table["data"]] == [1, 2, 3]
+    assert project.sft_data.read_text() == good.read_text()
+
+    edited = [[1, "What is lamp one?", "Lamp one is the first light."], *table["data"][1:]]
+    message, summary, table = client.predict(
+        "lights", {"headers": ["line", "question", "answer"], "data": edited}, api_name="/save_data_edits"
+    )
+    assert message == "Saved 1 edited lines."
+    message, summary, table = client.predict("lights", 2, api_name="/delete_data_line")
+    assert "2 examples" in summary
+    lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
+    assert lines == [{"instruction": "What is lamp one?", "output": "Lamp one is the first light."}, rows[2]]
+
+
+def test_train_tab_says_what_will_be_trained(client, project):
+    result = client.predict("lights", api_name="/train_refresh")
+    summary = next(x for x in result if isinstance(x, str) and "Base model" in x)
+    assert str(project.settings().base_model.model) in summary
+    assert "examples in `data/sft_data.jsonl`" in summary
+
+
+def test_export_tab_lists_files_with_sizes_and_download_links(client, project, studio):
+    modelfile = project.exports_dir / "lights-q8_0" / "Modelfile"
+    modelfile.parent.mkdir(parents=True)
+    modelfile.write_text('FROM ./lights.gguf\nPARAMETER stop "<|eot_id|>"\n')
+    result = client.predict("lights", api_name="/export_files")
+    table, files, text, command = result[-4:]
+    assert table["data"] == [["lights-q8_0/Modelfile", f"{modelfile.stat().st_size} B"]]
+    assert "PARAMETER stop" in text
+    assert command == f"ollama create lights -f {modelfile}"
+    assert files and files[0].endswith("Modelfile")
+
+
+def test_ui_warns_when_listening_beyond_this_machine():
+    from ftstudio.cli.ui import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_importing_the_cli_does_not_import_gradio():
+    code = "import sys, ftstudio.cli; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -15,8 +15,6 @@ import pytest
 
 from ftstudio.jobs import JobRegistry
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -226,8 +226,8 @@ class JobPanel:
     def __init__(self, registry: JobRegistry, command: str):
         self.registry = registry
         self.command = command
-        with gr.Group():
-            self.status = gr.Markdown("No job yet.", elem_classes=["job-status"])
+        with gr.Group(elem_id=f"{command}-job"):
+            self.status = gr.Markdown("No job yet.", elem_classes=["job-status"], elem_id=f"{command}-status")
             with gr.Row():
                 self.cli = cli_box("Running command (CLI equivalent)", scale=4)
                 self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False)

@@ -16,7 +16,7 @@ def build(ctx) -> None:
         "or a local folder holding one."
     )
     with gr.Row():
-        model = widget(BaseModelSettings, "model", None, scale=4)
+        model = widget(BaseModelSettings, "model", None, scale=4, elem_id="base-model-id")
         trust = widget(BaseModelSettings, "trust_remote_code", False, scale=1)
     save = gr.Button("Use this model", variant="primary")
     saved = gr.Markdown()

@@ -154,7 +154,7 @@ def build(ctx) -> None:
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")
-        delete_line = gr.Number(label="Line to delete", precision=0, minimum=1)
+        delete_line = gr.Number(label="Line to delete", precision=0, value=None)
         delete = gr.Button("Delete line", variant="stop")
     edited = gr.Markdown()
     with gr.Row():

@@ -67,7 +67,7 @@ def build(ctx) -> None:
         "into chunks that follow their headings and paragraphs, and indexed for search."
     )
     with gr.Row():
-        files = gr.File(label="Documents", file_count="multiple", scale=2)
+        files = gr.File(label="Documents", file_count="multiple", scale=2, elem_id="knowledge-files")
         folder = gr.File(label="…or a whole folder", file_count="directory", scale=1)
     with gr.Row():
         fields = widgets(KnowledgeSettings, KnowledgeSettings())
@@ -82,7 +82,7 @@ def build(ctx) -> None:
     with gr.Row():
         gr.Markdown("### Documents")
         reload_docs = gr.Button("Refresh", size="sm", scale=0)
-    docs = gr.Dataframe(headers=DOC_COLUMNS, label="In the knowledge store", interactive=False)
+    docs = gr.Dataframe(headers=DOC_COLUMNS, label="In the knowledge store", interactive=False, elem_id="knowledge-docs")
     with gr.Row():
         to_remove = gr.Dropdown(label="Document", choices=[], scale=3)
         remove = gr.Button("Remove document", variant="stop", scale=1)
@@ -92,7 +92,7 @@ def build(ctx) -> None:
     with gr.Row():
         query = gr.Textbox(label="Search the chunks", placeholder="a few words", scale=4)
         k = gr.Number(label="Results", value=5, precision=0, minimum=1, maximum=50, scale=1)
-    hits = gr.Markdown()
+    hits = gr.Markdown(elem_id="knowledge-hits")
 
     names = list(fields)
     inputs = [fields[n] for n in names]

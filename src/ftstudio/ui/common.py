@@ -136,13 +136,20 @@ def cli_options(command: str) -> dict[str, Any]:
     return {p.name: p for p in cmd.params if getattr(p, "opts", None) and p.opts[0].startswith("--")}
 
 
-def settings_args(command: str, values: dict[str, Any]) -> list[str]:
-    """`--option value` for each value the CLI command has an option for (the rest live in project.toml)."""
+def settings_args(command: str, values: dict[str, Any], model: type[BaseModel] | None = None) -> list[str]:
+    """`--option value` for each value the CLI command has an option for (the rest live in project.toml).
+
+    With `model`, values equal to the model's defaults are left out: the command shows what is special, and the
+    project.toml the UI saved holds the rest.
+    """
     options = cli_options(command)
+    defaults = model() if model is not None else None
     args: list[str] = []
     for name, value in values.items():
         opt = options.get(name)
         if opt is None or value is None or value == "":
+            continue
+        if defaults is not None and name in type(defaults).model_fields and getattr(defaults, name) == value:
             continue
         if getattr(opt, "is_flag", False):
             if value:

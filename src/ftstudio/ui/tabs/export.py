@@ -75,7 +75,7 @@ def build(ctx) -> None:
             args += ["--run", run_id]
         if format_name:
             args += ["--format", format_name]
-        return args + settings_args("export", values)
+        return args + settings_args("export", values, ExportSettings)
 
     def show_preview(project_name, run_id, format_name, *values):
         if not project_name:

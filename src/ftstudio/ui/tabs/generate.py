@@ -167,7 +167,7 @@ def build(ctx) -> None:
             args += ["--model", model_name]
         if url:
             args += ["--base-url", url]
-        return args + settings_args("generate", {**values, **opts})
+        return args + settings_args("generate", {**values, **opts}, SynthSettings)
 
     def show_preview(project_name, provider_name, url, model_name, *rest_values):
         if not project_name:

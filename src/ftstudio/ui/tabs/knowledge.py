@@ -82,7 +82,9 @@ def build(ctx) -> None:
     with gr.Row():
         gr.Markdown("### Documents")
         reload_docs = gr.Button("Refresh", size="sm", scale=0)
-    docs = gr.Dataframe(headers=DOC_COLUMNS, label="In the knowledge store", interactive=False, elem_id="knowledge-docs")
+    docs = gr.Dataframe(
+        headers=DOC_COLUMNS, label="In the knowledge store", interactive=False, elem_id="knowledge-docs"
+    )
     with gr.Row():
         to_remove = gr.Dropdown(label="Document", choices=[], scale=3)
         remove = gr.Button("Remove document", variant="stop", scale=1)
@@ -101,7 +103,7 @@ def build(ctx) -> None:
         return [*(uploaded or []), *(directory or [])]
 
     def _args(project_name: str, stored: list[str], values: dict) -> list[str]:
-        return [project_name, *stored, *settings_args("ingest", values)]
+        return [project_name, *stored, *settings_args("ingest", values, KnowledgeSettings)]
 
     def show_preview(project_name, uploaded, directory, *values):
         if not project_name:

@@ -147,7 +147,7 @@ def build(ctx) -> None:
     comparison = gr.Markdown()
 
     def _args(project_name, values, resume_id):
-        args = [project_name, *settings_args("train", values)]
+        args = [project_name, *settings_args("train", values, TrainSettings)]
         if resume_id:
             args += ["--resume", resume_id]
         return args

@@ -47,7 +47,7 @@ def build_app(root: Path | str | None = None) -> gr.Blocks:
     (root / "projects").mkdir(parents=True, exist_ok=True)
     with gr.Blocks(title="ftstudio", analytics_enabled=False) as demo:
         gr.Markdown("# ftstudio\nYour documents → a fine-tuned model, on this machine.")
-        project, _ = project_bar.build(root)
+        project, _ = project_bar.build(root, demo)
         timer = gr.Timer(POLL_S)
         ctx = Context(root, registry(root), demo, project, timer)
         with gr.Tabs():

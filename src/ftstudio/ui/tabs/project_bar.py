@@ -9,7 +9,7 @@ from ftstudio.project import Project, list_projects
 from ftstudio.ui.common import describe
 
 
-def build(root) -> tuple[gr.Dropdown, gr.Markdown]:
+def build(root, demo: gr.Blocks) -> tuple[gr.Dropdown, gr.Markdown]:
     """Lay out the bar; return the project dropdown (every tab's first input) and the bar's message line."""
     names = list_projects(root)
     with gr.Row():
@@ -23,6 +23,8 @@ def build(root) -> tuple[gr.Dropdown, gr.Markdown]:
         new_name = gr.Textbox(label="New project", placeholder="e.g. math-tutor", scale=2)
         create = gr.Button("Create project", variant="primary", scale=0, min_width=160)
     message = gr.Markdown("" if names else "Create a project to begin.")
+    # The browser remembers the last project, so a reload (or a new tab) comes back to it.
+    remembered = gr.BrowserState(None, storage_key="ftstudio-project")
 
     def create_project(name: str):
         try:
@@ -41,5 +43,14 @@ def build(root) -> tuple[gr.Dropdown, gr.Markdown]:
 
     create.click(create_project, [new_name], [project, message, new_name], api_name="create_project")
     new_name.submit(create_project, [new_name], [project, message, new_name])
+
+    def restore(last: str | None):
+        names = list_projects(root)
+        if last in names:
+            return gr.update(choices=names, value=last)
+        return gr.update(choices=names)
+
     project.focus(refresh_list, [project], [project], queue=False)
+    project.change(lambda name: name, [project], [remembered], queue=False)
+    demo.load(restore, [remembered], [project])
     return project, message

@@ -133,6 +133,19 @@ def build(ctx) -> None:
     inputs = [fields[n] for n in names]
     with gr.Row():
         resume = gr.Dropdown(label="Resume run", info="Continue a stopped run from its last checkpoint", choices=[])
+    with gr.Accordion("Pre-flight: one example as training sees it, and the fit-and-time probe", open=False):
+        with gr.Row():
+            example_line = gr.Number(label="Data line", precision=0, value=None, info="Empty: the first example")
+            show_mask = gr.Button("Show trained tokens")
+            probe = gr.Button("Probe memory and time")
+        mask = gr.HighlightedText(
+            label="Trained tokens (highlighted) and context (plain)",
+            color_map={"trained": "green"},
+            show_legend=True,
+            combine_adjacent=True,
+        )
+        mask_note = gr.Markdown()
+        probe_note = gr.Markdown()
     preview = cli_box("Will run (CLI equivalent)")
     start = gr.Button("Start training", variant="primary")
     started = gr.Markdown()
@@ -196,6 +209,48 @@ def build(ctx) -> None:
         ids = [r.id for r in reversed(all_runs)]
         return gr.update(choices=ids, value=newest), loss_frame(project, newest), runs_table(project)
 
+    def do_mask(project_name, line, *values):
+        project = open_project(root, project_name)
+        try:
+            from ftstudio.train.preview import mask_preview
+        except ImportError:
+            return None, "The pre-flight needs the training stage (ftstudio.train)."
+        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        base_model = project.settings().base_model.model
+        if not base_model:
+            return None, "Choose a base model first (tab 2)."
+        try:
+            shown = mask_preview(project, settings, base_model, int(line) if line else None)
+        except FtError as exc:
+            return None, describe(exc)
+        segments = [(text, "trained" if trained else None) for text, trained in shown.segments]
+        note = f"Line {shown.line}: {shown.tokens} tokens, {shown.trained_tokens} trained" + (
+            " · **truncated** to max_seq_length" if shown.truncated else ""
+        )
+        return segments, note
+
+    def do_probe(project_name, resume_id, *values):
+        project = open_project(root, project_name)
+        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        chosen = {n: getattr(settings, n) for n in names}
+        args = [*_args(project_name, chosen, None), "--probe-only"]
+        return start_job(registry, project_name, "train", args)
+
+    def probe_view(project_name, job_id):
+        if not project_name or not job_id:
+            return gr.update()
+        result = registry.get(project_name, job_id).result
+        probe = result.get("probe") if isinstance(result, dict) else None
+        if not probe:
+            return gr.update()
+        examples = result.get("examples") or {}
+        truncated = f" · {examples.get('truncated')} examples truncated" if examples.get("truncated") else ""
+        return (
+            f"Probe: {probe.get('seconds_per_step')} s per step, peak memory {probe.get('peak_memory_mb')} MB "
+            f"({probe.get('memory_kind')}); predicted **{probe.get('predicted_total_s')} s** for "
+            f"{probe.get('total_steps')} steps{truncated}."
+        )
+
     def show_run(project_name, run_id):
         if not project_name:
             return gr.update(), gr.update()
@@ -214,6 +269,9 @@ def build(ctx) -> None:
     ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs], show_progress="hidden")
     shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison])
     panel.finished.change(load, [ctx.project], outputs)
+    panel.finished.change(probe_view, [ctx.project, panel.finished], [probe_note])
+    show_mask.click(do_mask, [ctx.project, example_line, *inputs], [mask, mask_note], api_name="train_mask")
+    probe.click(do_probe, preview_inputs, [started], api_name="train_probe")
 
     def loss_points(project_name: str, run_id: str | None = None) -> list[dict]:
         """The plotted points (step, loss, series) of a run: what the browser shows, for scripts and tests."""

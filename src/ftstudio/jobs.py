@@ -223,11 +223,13 @@ class JobRegistry:
             state = self._finish(job, state, exit_code=None)
         return state
 
+    def _ids(self, project: str) -> list[str]:
+        folder = _job_dir(self._project(project))
+        return sorted((p.stem for p in folder.glob("*.json")), reverse=True) if folder.is_dir() else []
+
     def list(self, project: str) -> list[JobState]:
         """The project's jobs, newest first."""
-        folder = _job_dir(self._project(project))
-        ids = sorted((p.stem for p in folder.glob("*.json")), reverse=True) if folder.is_dir() else []
-        return [self.get(project, i) for i in ids]
+        return [self.get(project, i) for i in self._ids(project)]
 
     def active(self, project: str, command: str | None = None) -> JobState | None:
         """The newest running job of the project (of that command, if given), or None."""
@@ -238,7 +240,9 @@ class JobRegistry:
 
     def latest(self, project: str, command: str) -> JobState | None:
         """The newest job of that command, running or not: what a reloaded page shows."""
-        return next((s for s in self.list(project) if s.command == command), None)
+        # Ids carry the command (`<time>-<command>-<hex>`), so only one state file is read.
+        job_id = next((i for i in self._ids(project) if i.rsplit("-", 1)[0].endswith(f"-{command}")), None)
+        return self.get(project, job_id) if job_id else None
 
     # -- starting -----------------------------------------------------------------------------------------------
 

@@ -205,8 +205,7 @@ def job_summary(registry: JobRegistry, state: JobState | None) -> str:
     if state is None:
         return "No job yet."
     job = registry.job(state.project, state.id)
-    icon = {"running": "⏳", "done": "✅", "partial": "⚠️", "failed": "❌", "stopped": "⏹", "lost": "❓"}[state.status]
-    lines = [f"{icon} **{state.command}** job `{state.id}`: **{state.status}** (started {_when(state.started)})"]
+    lines = [f"**{state.command}** job `{state.id}`: **{state.status}** (started {_when(state.started)})"]
     event = job.last_event()
     if state.running and event is not None:
         total = f" / {event.total:g}" if event.total else ""
@@ -226,8 +225,8 @@ def job_summary(registry: JobRegistry, state: JobState | None) -> str:
 class JobPanel:
     """Status, progress, the command line, the log and a Stop button for one kind of job in one tab.
 
-    `refresh(project)` is what a timer calls; it also returns the id of the last finished job as a State, whose
-    change tells the tab to reload what the job produced.
+    A timer calls `refresh`; when it sees a job that ended and that this page has not yet shown, it also calls the
+    tab's `on_finish(project, job_id)` so the tab reloads what the job produced (a reload of the page does too).
     """
 
     def __init__(self, registry: JobRegistry, command: str):
@@ -240,37 +239,40 @@ class JobPanel:
                 self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False)
             with gr.Accordion("Log", open=False):
                 self.log = gr.Textbox(show_label=False, lines=8, max_lines=16, autoscroll=True, interactive=False)
-        self.finished = gr.State(None)
+        self.seen = gr.State(None)
 
-    def outputs(self) -> list:
-        return [self.status, self.cli, self.log, self.stop, self.finished]
-
-    def refresh(self, project: str | None):
-        state = None
-        if project:
-            try:
-                state = self.registry.latest(project, self.command)
-            except FtError:
-                state = None
-        if state is None:
-            return "No job yet.", "", "", gr.update(interactive=False), None
-        log = self.registry.job(project, state.id).log_text()
-        finished = None if state.running else state.id
-        return job_summary(self.registry, state), state.cli, log, gr.update(interactive=state.running), finished
-
-    def do_stop(self, project: str | None) -> str:
+    def state(self, project: str | None) -> JobState | None:
         if not project:
-            return "No project."
-        state = self.registry.active(project, self.command)
-        if state is None:
-            return "Nothing is running."
-        self.registry.stop(project, state.id)
-        return job_summary(self.registry, self.registry.get(project, state.id))
+            return None
+        try:
+            return self.registry.latest(project, self.command)
+        except FtError:
+            return None
 
-    def wire(self, timer: gr.Timer, project: gr.Dropdown) -> None:
-        timer.tick(self.refresh, [project], self.outputs(), show_progress="hidden", queue=False)
-        project.change(self.refresh, [project], self.outputs(), show_progress="hidden")
-        self.stop.click(self.do_stop, [project], [self.status], api_name=f"stop_{self.command}")
+    def wire(self, timer: gr.Timer, project: gr.Dropdown, on_finish=None, finish_outputs: list | None = None) -> None:
+        finish_outputs = finish_outputs or []
+
+        def refresh(project_name, seen):
+            state = self.state(project_name)
+            nothing = [gr.update()] * len(finish_outputs)
+            if state is None:
+                return ["No job yet.", "", "", gr.update(interactive=False), None, *nothing]
+            log = self.registry.job(project_name, state.id).log_text()
+            panel = [job_summary(self.registry, state), state.cli, log, gr.update(interactive=state.running)]
+            if state.running or state.id == seen or on_finish is None:
+                return [*panel, seen if state.running else state.id, *nothing]
+            return [*panel, state.id, *on_finish(project_name, state.id)]
+
+        def do_stop(project_name):
+            state = self.registry.active(project_name, self.command) if project_name else None
+            if state is None:
+                return "Nothing is running."
+            self.registry.stop(project_name, state.id)
+            return job_summary(self.registry, self.registry.get(project_name, state.id))
+
+        outputs = [self.status, self.cli, self.log, self.stop, self.seen, *finish_outputs]
+        timer.tick(refresh, [project, self.seen], outputs, show_progress="hidden")
+        self.stop.click(do_stop, [project], [self.status], api_name=f"stop_{self.command}")
 
 
 def start_job(

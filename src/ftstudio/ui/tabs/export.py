@@ -113,10 +113,9 @@ def build(ctx) -> None:
         return start_job(registry, project_name, "export", _args(project_name, run_id, format_name, chosen))
 
     def after_job(project_name, job_id):
-        if not project_name or not job_id:
-            return [gr.update()] * (len(inputs) + 6)
         state = registry.get(project_name, job_id)
-        return [state.result, *load(project_name)]
+        kept = [gr.update()] * len(inputs)  # the settings the user may be editing stay as they are
+        return [state.result, *kept, *load(project_name)[len(inputs) :]]
 
     preview_inputs = [ctx.project, run, fmt, *inputs]
     for comp in (ctx.project, run, fmt, *inputs):
@@ -126,5 +125,4 @@ def build(ctx) -> None:
     ctx.demo.load(load, [ctx.project], outputs)
     reload_files.click(load, [ctx.project], outputs, api_name="export_files")
     start.click(run_export, preview_inputs, [started], api_name="export")
-    panel.wire(ctx.timer, ctx.project)
-    panel.finished.change(after_job, [ctx.project, panel.finished], [verification, *outputs])
+    panel.wire(ctx.timer, ctx.project, after_job, [verification, *outputs])

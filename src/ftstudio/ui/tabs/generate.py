@@ -289,8 +289,12 @@ def build(ctx) -> None:
         [started],
         api_name="generate",
     )
-    panel.wire(ctx.timer, ctx.project)
-    panel.finished.change(load, [ctx.project], outputs)
+
+    def after_job(project_name, job_id):
+        # Results only: the settings and connection the user may be editing stay as they are.
+        return load(project_name)[len(inputs) + 3 :]
+
+    panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download])
     save_edits.click(do_save_edits, [ctx.project, table], [edited, summary, table], api_name="save_data_edits")
     delete.click(do_delete, [ctx.project, delete_line], [edited, summary, table], api_name="delete_data_line")
     upload.upload(do_upload, [ctx.project, upload], [edited, summary, table, download], api_name="upload_data")

@@ -133,8 +133,6 @@ def build(ctx) -> None:
         return start_job(registry, project_name, "ingest", _args(project_name, stored, settings.model_dump()))
 
     def after_job(project_name, job_id):
-        if not project_name or not job_id:
-            return gr.update(), gr.update(), gr.update()
         project = open_project(root, project_name)
         state = registry.get(project_name, job_id)
         table = documents_table(project)
@@ -171,8 +169,7 @@ def build(ctx) -> None:
     ctx.project.change(load, [ctx.project], [*inputs, docs, to_remove])
     ctx.demo.load(load, [ctx.project], [*inputs, docs, to_remove])
     ingest.click(run_ingest, preview_inputs, [started], api_name="ingest")
-    panel.wire(ctx.timer, ctx.project)
-    panel.finished.change(after_job, [ctx.project, panel.finished], [per_file, docs, to_remove])
+    panel.wire(ctx.timer, ctx.project, after_job, [per_file, docs, to_remove])
     reload_docs.click(load, [ctx.project], [*inputs, docs, to_remove], api_name="documents")
     remove.click(do_remove, [ctx.project, to_remove], [removed, docs, to_remove], api_name="remove_document")
     query.submit(do_search, [ctx.project, query, k], [hits], api_name="search")

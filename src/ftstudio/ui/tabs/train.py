@@ -237,8 +237,6 @@ def build(ctx) -> None:
         return start_job(registry, project_name, "train", args)
 
     def probe_view(project_name, job_id):
-        if not project_name or not job_id:
-            return gr.update()
         result = registry.get(project_name, job_id).result
         probe = result.get("probe") if isinstance(result, dict) else None
         if not probe:
@@ -265,11 +263,15 @@ def build(ctx) -> None:
     ctx.demo.load(load, [ctx.project], outputs)
     reload_runs.click(load, [ctx.project], outputs, api_name="train_refresh")
     start.click(run_train, preview_inputs, [started], api_name="train")
-    panel.wire(ctx.timer, ctx.project)
+
+    def after_job(project_name, job_id):
+        # Results only: the settings the user may be editing stay as they are.
+        kept = [gr.update()] * len(inputs)
+        return [*kept, *load(project_name)[len(inputs) :], probe_view(project_name, job_id)]
+
+    panel.wire(ctx.timer, ctx.project, after_job, [*outputs, probe_note])
     ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs], show_progress="hidden")
     shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison])
-    panel.finished.change(load, [ctx.project], outputs)
-    panel.finished.change(probe_view, [ctx.project, panel.finished], [probe_note])
     show_mask.click(do_mask, [ctx.project, example_line, *inputs], [mask, mask_note], api_name="train_mask")
     probe.click(do_probe, preview_inputs, [started], api_name="train_probe")
 

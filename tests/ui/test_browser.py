@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+expect = pytest.importorskip("playwright.sync_api").expect
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -41,6 +42,7 @@ def page(browser_studio):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
         page.goto(browser_studio.url)
         yield page
         browser.close()
@@ -71,11 +73,12 @@ def test_upload_a_document_and_find_it_by_search(page, browser_studio, tmp_path)
     page.locator("#knowledge-files input[type=file]").set_input_files(str(doc))
     page.get_by_role("button", name="Ingest", exact=True).click()
     page.locator("#ingest-status").get_by_text("done").wait_for(timeout=180_000)
-    page.locator("#knowledge-docs").get_by_text("sourdough_guide.md").first.wait_for()
+    expect(page.locator("#knowledge-docs")).to_contain_text("sourdough_guide.md")
     search = page.get_by_label("Search the chunks")
     search.fill("hooch starter")
     search.press("Enter")
-    page.locator("#knowledge-hits").get_by_text("sourdough_guide.md").first.wait_for()
+    expect(page.locator("#knowledge-hits")).to_contain_text("sourdough_guide.md")
+    expect(page.locator("#knowledge-hits")).to_contain_text("hooch")
     shot(page, "1-knowledge")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import gradio as gr
 
@@ -26,27 +27,43 @@ from ftstudio.ui.common import (
 DOC_COLUMNS = ["path", "title", "type", "chunks", "tokens", "ingested_at"]
 
 
+def shown_path(project, path: str) -> str:
+    """A stored document path as the user reads it: relative to the project when it lies inside."""
+    try:
+        return str(Path(path).relative_to(project.dir))
+    except ValueError:
+        return path
+
+
 def documents_table(project) -> list[list]:
     if not project.knowledge_db.exists():
         return []
     with KnowledgeStore.open(project.knowledge_db) as store:
-        return [[getattr(d, c) for c in DOC_COLUMNS] for d in store.documents()]
+        return [[shown_path(project, d.path), *(getattr(d, c) for c in DOC_COLUMNS[1:])] for d in store.documents()]
 
 
-def render_hits(hits) -> str:
+def document_choices(project) -> list[tuple[str, str]]:
+    """(shown, stored) path pairs for the remove dropdown."""
+    if not project.knowledge_db.exists():
+        return []
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        return [(shown_path(project, d.path), d.path) for d in store.documents()]
+
+
+def render_hits(project, hits) -> str:
     if not hits:
         return "No chunk matches."
     parts = []
     for rank, hit in enumerate(hits, 1):
         where = f" · {html.escape(hit.chunk.location)}" if hit.chunk.location else ""
         parts.append(
-            f"**{rank}. {html.escape(hit.chunk.document)}**{where} · score {hit.score:.2f}\n\n"
+            f"**{rank}. {html.escape(shown_path(project, hit.chunk.document))}**{where} · score {hit.score:.2f}\n\n"
             f"> {html.escape(hit.snippet).replace(chr(10), ' ')}"
         )
     return "\n\n---\n\n".join(parts)
 
 
-def render_result(result) -> list[list]:
+def render_result(project, result) -> list[list]:
     """Per-file rows from the ingest command's JSON document: file, outcome, chunks, error."""
     if not isinstance(result, dict):
         return []
@@ -54,9 +71,9 @@ def render_result(result) -> list[list]:
     for item in result.get("documents", []):
         if isinstance(item, dict):
             error = " → ".join(x for x in (item.get("error"), item.get("hint")) if x)
-            rows.append([item.get("path"), item.get("status"), item.get("chunks"), error])
+            rows.append([shown_path(project, item.get("path") or ""), item.get("status"), item.get("chunks"), error])
     for path in result.get("skipped", []):
-        rows.append([str(path), "skipped", 0, "not a supported document type"])
+        rows.append([shown_path(project, str(path)), "skipped", 0, "not a supported document type"])
     return rows
 
 
@@ -120,7 +137,7 @@ def build(ctx) -> None:
         table = documents_table(project)
         return [getattr(current, n) for n in names] + [
             table,
-            gr.update(choices=[row[0] for row in table], value=None),
+            gr.update(choices=document_choices(project), value=None),
         ]
 
     def run_ingest(project_name, uploaded, directory, *values):
@@ -136,7 +153,7 @@ def build(ctx) -> None:
         project = open_project(root, project_name)
         state = registry.get(project_name, job_id)
         table = documents_table(project)
-        return render_result(state.result), table, gr.update(choices=[row[0] for row in table])
+        return render_result(project, state.result), table, gr.update(choices=document_choices(project))
 
     def do_remove(project_name, path):
         project = open_project(root, project_name)
@@ -151,7 +168,7 @@ def build(ctx) -> None:
         return (
             f"Removed {gone.path} ({gone.chunks} chunks).",
             table,
-            gr.update(choices=[row[0] for row in table], value=None),
+            gr.update(choices=document_choices(project), value=None),
         )
 
     def do_search(project_name, text, count):
@@ -161,7 +178,7 @@ def build(ctx) -> None:
         if not project.knowledge_db.exists():
             return "The knowledge store is empty: ingest a document first."
         with KnowledgeStore.open(project.knowledge_db) as store:
-            return render_hits(store.search(text, k=int(count or 5)))
+            return render_hits(project, store.search(text, k=int(count or 5)))
 
     preview_inputs = [ctx.project, files, folder, *inputs]
     for comp in (ctx.project, files, folder, *inputs):

@@ -161,6 +161,22 @@ def settings_args(command: str, values: dict[str, Any], model: type[BaseModel] |
     return args
 
 
+def option_widget(command: str, name: str, **extra: Any) -> gr.components.Component:
+    """A widget for one option of our CLI command itself (not a project setting), labelled, typed and defaulted
+    from the command; hidden when the command has no such option."""
+    option = cli_options(command).get(name)
+    if option is None:
+        return gr.Textbox(visible=False, value=None)
+    descriptor = getattr(option, "type_descriptor", None)
+    annotation, _ = unwrap(getattr(descriptor, "annotation", str))
+    common = {"label": name.replace("_", " ").capitalize(), "info": option.help, **extra}
+    if annotation in (int, float):
+        return gr.Number(value=option.default, precision=0 if annotation is int else None, **common)
+    if annotation is bool:
+        return gr.Checkbox(value=bool(option.default), **common)
+    return gr.Textbox(value=option.default or "", **common)
+
+
 # -- uploads ---------------------------------------------------------------------------------------------------------
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

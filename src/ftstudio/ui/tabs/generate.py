@@ -19,9 +19,9 @@ from ftstudio.synth.settings import SynthSettings
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
-    cli_options,
     describe,
     open_project,
+    option_widget,
     save_section,
     settings_args,
     start_job,
@@ -52,20 +52,6 @@ def key_env(provider: str) -> str | None:
         return getattr(cls, "key_env", None) or KEY_ENVS.get(provider)
     except (ImportError, FtError):
         return KEY_ENVS.get(provider)
-
-
-def option_widget(command: str, name: str):
-    """A widget for one option of our CLI command, labelled and defaulted from the command itself."""
-    option = cli_options(command).get(name)
-    if option is None:
-        return gr.Number(visible=False, value=None) if name != "topic" else gr.Textbox(visible=False)
-    label = name.replace("_", " ").capitalize()
-    kind = getattr(option.type, "name", "")
-    if kind in ("integer", "float"):
-        return gr.Number(
-            label=label, info=option.help, value=option.default, precision=0 if kind == "integer" else None
-        )
-    return gr.Textbox(label=label, info=option.help, value=option.default or "")
 
 
 def list_helper_models(provider: str, base_url: str | None, api_key: str | None) -> list[str]:

@@ -73,10 +73,22 @@ def _extra_knowledge_fields():
     return [getattr(defaults, n) for n in list(KnowledgeSettings.model_fields)[2:]]
 
 
-def test_base_model_choice_is_saved_to_the_project(client, project, tiny_model):
+def test_base_model_catalog_check_and_saved_choice(client, project, tiny_model, tmp_path):
+    rows = client.predict("lights", api_name="/catalog")
+    verdicts = {row[0]: row[4] for row in rows}
+    assert verdicts and set(verdicts.values()) <= {"ok", "warn", "error"}
+    # 4-bit models need CUDA, which this machine lacks: the catalog says so, with the reason.
+    four_bit = [row for row in rows if row[0].endswith("bnb-4bit")]
+    assert four_bit and all(row[4] == "error" and "CUDA" in row[5] for row in four_bit)
+
     folder = tiny_model("llama")
-    message = client.predict("lights", str(folder), False, api_name="/save_base_model")
-    assert str(folder) in message
+    verdict = client.predict("lights", str(folder), False, api_name="/check_model")
+    assert "**ok**" in verdict and "GiB" in verdict
+    missing = client.predict("lights", str(tmp_path / "no-model"), False, api_name="/check_model")
+    assert "no-model" in missing and "→" in missing  # the message names the folder and says what to do
+
+    message, current = client.predict("lights", str(folder), False, api_name="/save_base_model")
+    assert message.startswith("Saved") and str(folder) in current
     assert project.settings().base_model.model == str(folder)
 
 

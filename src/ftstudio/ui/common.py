@@ -75,6 +75,13 @@ def label_of(name: str, field) -> str:
     return field.title or name.replace("_", " ").capitalize()
 
 
+TRISTATE = {"auto": None, "yes": True, "no": False}
+
+
+def _tristate_label(value: bool | None) -> str:
+    return next(label for label, v in TRISTATE.items() if v is value)
+
+
 def widget(model: type[BaseModel], name: str, value: Any, **extra: Any) -> gr.components.Component:
     """One widget for one settings field: numbers in number boxes, choices in dropdowns, flags in checkboxes."""
     field = model.model_fields[name]
@@ -83,6 +90,11 @@ def widget(model: type[BaseModel], name: str, value: Any, **extra: Any) -> gr.co
     if typing.get_origin(annotation) is Literal:
         choices = list(typing.get_args(annotation))
         return gr.Dropdown(choices=choices, value=value, **common)
+    if "choices" in common:  # a free field the stage lists the usual values of
+        return gr.Dropdown(value=value, allow_custom_value=True, **common)
+    if annotation is bool and optional:
+        # Unset is a real third answer ("decide for me"), which a checkbox cannot say.
+        return gr.Dropdown(choices=list(TRISTATE), value=_tristate_label(value), **common)
     if annotation is bool:
         return gr.Checkbox(value=bool(value), **common)
     if annotation in (int, float):
@@ -100,13 +112,25 @@ def widgets(model: type[BaseModel], values: BaseModel, names: Iterable[str] | No
     return {n: widget(model, n, getattr(values, n)) for n in chosen if n in model.model_fields}
 
 
+def shown_values(model: type[BaseModel], values: BaseModel, names: Iterable[str]) -> list[Any]:
+    """Settings values as the widgets made by `widget` show them."""
+    shown = []
+    for name in names:
+        value = getattr(values, name)
+        annotation, optional = unwrap(model.model_fields[name].annotation)
+        shown.append(_tristate_label(value) if annotation is bool and optional else value)
+    return shown
+
+
 def clean_values(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     """Widget values as the model wants them: an empty box means unset (None) where the field allows it."""
     cleaned = {}
     for name, value in values.items():
         field = model.model_fields[name]
         annotation, optional = unwrap(field.annotation)
-        if isinstance(value, str) and not value.strip() and optional:
+        if annotation is bool and optional and value in TRISTATE:
+            value = TRISTATE[value]
+        elif isinstance(value, str) and not value.strip() and optional:
             value = None
         elif isinstance(value, float) and annotation is int and value.is_integer():
             value = int(value)

@@ -1,10 +1,8 @@
 """Tab 5, Export: a LoRA adapter, merged safetensors or GGUF from a run, checked after writing; the files with
-sizes and download links, the Ollama Modelfile and the `ollama create` command. Export runs as a job of
-`ftstudio export`."""
+sizes and download links, the Ollama Modelfile, "Install into Ollama", and the `ollama create` command to copy.
+Export runs as a background job of `ftstudio export`."""
 
 from __future__ import annotations
-
-import shlex
 
 import gradio as gr
 
@@ -13,46 +11,67 @@ from ftstudio.jobs import cli_line
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
-    cli_options,
     open_project,
+    option_widget,
     save_section,
     settings_args,
+    shown_values,
     start_job,
-    widgets,
+    widget,
 )
 from ftstudio.ui.tabs.train import _runs
 
 FILE_COLUMNS = ["file", "size"]
+MAIN_FIELDS = ("format", "quant", "verify")
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return str(n)
+    return f"{n:.1f} GB"
 
 
 def export_files(project) -> list:
     folder = project.exports_dir
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")), key=lambda p: str(p))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts))
 
 
-def format_choices() -> list[str]:
-    """The formats `ftstudio export --format` accepts (read from the CLI, never retyped)."""
-    option = cli_options("export").get("format")
-    choices = getattr(getattr(option, "type", None), "choices", None)
-    return list(choices) if choices else []
+def _quant_widget(value):
+    """The quant field as a dropdown of the types the export stage writes, when it lists them."""
+    from ftstudio.export import settings as export_settings
+
+    quants = getattr(export_settings, "QUANTS", None)
+    return widget(ExportSettings, "quant", value, **({"choices": list(quants)} if quants else {}))
+
+
+def ollama_command(model_name: str, modelfile) -> str:
+    try:
+        from ftstudio.export.ollama import create_command
+    except ImportError:
+        return ""
+    return create_command(model_name, modelfile)
 
 
 def build(ctx) -> None:
     root, registry = ctx.root, ctx.registry
+    defaults = ExportSettings()
+    fields = {}
     with gr.Row():
         run = gr.Dropdown(label="Run", info="A completed training run (the newest when empty)", choices=[])
-        fmt = gr.Dropdown(label="Format", choices=format_choices(), value=(format_choices() or [None])[-1])
-        fields = widgets(ExportSettings, ExportSettings())
+        for name in MAIN_FIELDS:
+            if name == "quant":
+                fields[name] = _quant_widget(defaults.quant)
+            elif name in ExportSettings.model_fields:
+                fields[name] = widget(ExportSettings, name, getattr(defaults, name))
+    with gr.Accordion("More settings", open=False), gr.Row():
+        for name in ExportSettings.model_fields:
+            if name not in fields:
+                fields[name] = widget(ExportSettings, name, getattr(defaults, name))
+    to_ollama = option_widget("export", "to_ollama", placeholder="e.g. my-tutor (needs Ollama running)")
     names = list(fields)
     inputs = [fields[n] for n in names]
     preview = cli_box("Will run (CLI equivalent)")
@@ -64,29 +83,27 @@ def build(ctx) -> None:
     with gr.Row():
         gr.Markdown("### Files")
         reload_files = gr.Button("Refresh", size="sm", scale=0)
-    table = gr.Dataframe(headers=FILE_COLUMNS, label="In exports/", interactive=False)
-    downloads = gr.File(label="Download", file_count="multiple", interactive=False)
-    modelfile = gr.Code(label="Ollama Modelfile", lines=8)
+    table = gr.Dataframe(headers=FILE_COLUMNS, label="In exports/", interactive=False, elem_id="export-table")
+    downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="export-downloads")
+    modelfile = gr.Code(label="Ollama Modelfile (newest)", lines=8)
     ollama_cmd = cli_box("Install into Ollama yourself")
 
-    def _args(project_name, run_id, format_name, values):
+    def _args(project_name, run_id, values, ollama_name):
         args = [project_name]
         if run_id:
             args += ["--run", run_id]
-        if format_name:
-            args += ["--format", format_name]
-        return args + settings_args("export", values, ExportSettings)
+        args += settings_args("export", values, ExportSettings)
+        if ollama_name:
+            args += ["--to-ollama", ollama_name]
+        return args
 
-    def show_preview(project_name, run_id, format_name, *values):
+    def show_preview(project_name, run_id, ollama_name, *values):
         if not project_name:
             return ""
-        return cli_line("export", _args(project_name, run_id, format_name, dict(zip(names, values, strict=True))), root)
+        chosen = dict(zip(names, values, strict=True))
+        return cli_line("export", _args(project_name, run_id, chosen, ollama_name), root)
 
-    def load(project_name):
-        if not project_name:
-            return [gr.update()] * (len(inputs) + 5)
-        project = open_project(root, project_name)
-        current = project.settings().export
+    def results(project):
         completed = [r.id for r in reversed(_runs(project)) if r.status == "completed"]
         files = export_files(project)
         if files:
@@ -97,8 +114,8 @@ def build(ctx) -> None:
         if modelfiles:
             newest = max(modelfiles, key=lambda p: p.stat().st_mtime)
             text = newest.read_text(encoding="utf-8", errors="replace")
-            command = shlex.join(["ollama", "create", project.name, "-f", str(newest)])
-        return [getattr(current, n) for n in names] + [
+            command = ollama_command(project.name, newest)
+        return [
             gr.update(choices=completed, value=None),
             table_rows,
             [str(p) for p in files] or None,
@@ -106,23 +123,28 @@ def build(ctx) -> None:
             command,
         ]
 
-    def run_export(project_name, run_id, format_name, *values):
+    def load(project_name):
+        if not project_name:
+            return [gr.update()] * (len(inputs) + 5)
+        project = open_project(root, project_name)
+        return shown_values(ExportSettings, project.settings().export, names) + results(project)
+
+    def run_export(project_name, run_id, ollama_name, *values):
         project = open_project(root, project_name)
         settings = save_section(project, "export", ExportSettings, dict(zip(names, values, strict=True)))
         chosen = {n: getattr(settings, n) for n in names}
-        return start_job(registry, project_name, "export", _args(project_name, run_id, format_name, chosen))
+        return start_job(registry, project_name, "export", _args(project_name, run_id, chosen, ollama_name))
 
     def after_job(project_name, job_id):
-        state = registry.get(project_name, job_id)
-        kept = [gr.update()] * len(inputs)  # the settings the user may be editing stay as they are
-        return [state.result, *kept, *load(project_name)[len(inputs) :]]
+        project = open_project(root, project_name)
+        return [registry.get(project_name, job_id).result, *results(project)]
 
-    preview_inputs = [ctx.project, run, fmt, *inputs]
-    for comp in (ctx.project, run, fmt, *inputs):
+    preview_inputs = [ctx.project, run, to_ollama, *inputs]
+    for comp in preview_inputs:
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
     outputs = [*inputs, run, table, downloads, modelfile, ollama_cmd]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
     reload_files.click(load, [ctx.project], outputs, api_name="export_files")
     start.click(run_export, preview_inputs, [started], api_name="export")
-    panel.wire(ctx.timer, ctx.project, after_job, [verification, *outputs])
+    panel.wire(ctx.timer, ctx.project, after_job, [verification, run, table, downloads, modelfile, ollama_cmd])

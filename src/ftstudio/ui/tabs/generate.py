@@ -24,6 +24,7 @@ from ftstudio.ui.common import (
     option_widget,
     save_section,
     settings_args,
+    shown_values,
     start_job,
     store_uploads,
     unwrap,
@@ -177,7 +178,7 @@ def build(ctx) -> None:
             return [gr.update()] * (len(inputs) + 6)
         project = open_project(root, project_name)
         current = project.settings().synth
-        return [getattr(current, n) for n in names] + [
+        return shown_values(SynthSettings, current, names) + [
             current.provider,
             current.base_url or "",
             gr.update(value=current.model, choices=[current.model] if current.model else []),

@@ -19,6 +19,7 @@ from ftstudio.ui.common import (
     safe_name,
     save_section,
     settings_args,
+    shown_values,
     start_job,
     store_uploads,
     widgets,
@@ -135,7 +136,7 @@ def build(ctx) -> None:
         project = open_project(root, project_name)
         current = project.settings().knowledge
         table = documents_table(project)
-        return [getattr(current, n) for n in names] + [
+        return shown_values(KnowledgeSettings, current, names) + [
             table,
             gr.update(choices=document_choices(project), value=None),
         ]

@@ -20,6 +20,7 @@ from ftstudio.ui.common import (
     open_project,
     save_section,
     settings_args,
+    shown_values,
     start_job,
     unwrap,
     widgets,
@@ -178,7 +179,7 @@ def build(ctx) -> None:
         all_runs = _runs(project)
         ids = [r.id for r in reversed(all_runs)]
         resumable = [r.id for r in reversed(all_runs) if r.status in ("stopped", "failed")]
-        return [getattr(current, n) for n in names] + [
+        return shown_values(TrainSettings, current, names) + [
             summary(project),
             gr.update(choices=resumable, value=None),
             gr.update(choices=ids, value=ids[0] if ids else None),

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from gradio_client import handle_file
 
 from ftstudio.project import Project
+from ftstudio.ui.common import shown_values
+
+EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "examples" / "sourdough.md"
 
 DOC = """# Lighthouses
 
@@ -67,10 +72,13 @@ def test_knowledge_upload_ingest_documents_search_and_remove(client, studio, pro
 
 def _extra_knowledge_fields():
     """Values for the Knowledge settings fields after chunk_tokens and overlap, as the page shows them."""
+    return _knowledge_defaults()[2:]
+
+
+def _knowledge_defaults():
     from ftstudio.knowledge.settings import KnowledgeSettings
 
-    defaults = KnowledgeSettings()
-    return [getattr(defaults, n) for n in list(KnowledgeSettings.model_fields)[2:]]
+    return shown_values(KnowledgeSettings, KnowledgeSettings(), list(KnowledgeSettings.model_fields))
 
 
 def test_base_model_catalog_check_and_saved_choice(client, project, tiny_model, tmp_path):
@@ -116,23 +124,96 @@ def test_own_data_upload_is_validated_with_line_numbers_then_edited(client, proj
     assert lines == [{"instruction": "What is lamp one?", "output": "Lamp one is the first light."}, rows[2]]
 
 
-def test_train_tab_says_what_will_be_trained(client, project):
+def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, studio, project):
+    from protocol_servers import OllamaServer
+
+    from ftstudio.synth.settings import SynthSettings
+    from ftstudio.ui.tabs import generate
+
+    doc = EXAMPLE_DOC
+    client.predict("lights", [handle_file(str(doc))], None, *_knowledge_defaults(), api_name="/ingest")
+    assert studio.wait_job("lights", "ingest").status == "done"
+    before = len(project.sft_data.read_text().splitlines())
+    with OllamaServer(models=["llama3:8b", "qwen2:7b"]) as server:
+        update, message = client.predict("ollama", server.url, "", api_name="/helper_models")
+        assert update["choices"] == [["llama3:8b", "llama3:8b"], ["qwen2:7b", "qwen2:7b"]], message
+        values = shown_values(SynthSettings, SynthSettings(), generate.field_names())
+        started = client.predict(
+            "lights", "ollama", server.url, "qwen2:7b", "", *values, 6, "", None, api_name="/generate"
+        )
+        assert started.startswith("Started generate job"), started
+        state = studio.wait_job("lights", "generate")
+    assert state.status == "done", state.error
+    assert state.result["written"] == 6
+    assert "--model qwen2:7b" in state.cli and "--pairs 6" in state.cli and server.url in state.cli
+    lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
+    assert len(lines) == before + 6 and all("sourdough.md" in r["meta"]["document"] for r in lines[before:])
+    assert project.settings().synth.model == "qwen2:7b"  # what the UI ran with is the project's now
+
+
+def test_helper_list_says_clearly_when_ollama_is_not_running(client):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    update, message = client.predict("ollama", f"http://127.0.0.1:{port}", "", api_name="/helper_models")
+    assert update["choices"] == [] and "Ollama" in message and "→" in message
+
+
+def test_train_a_few_steps_then_see_the_loss_and_the_comparison(client, studio, project):
+    from ftstudio.train.settings import TrainSettings
+    from ftstudio.ui.tabs import train
+
     result = client.predict("lights", api_name="/train_refresh")
     summary = next(x for x in result if isinstance(x, str) and "Base model" in x)
-    assert str(project.settings().base_model.model) in summary
-    assert "examples in `data/sft_data.jsonl`" in summary
+    assert str(project.settings().base_model.model) in summary and "examples in `data/sft_data.jsonl`" in summary
+
+    names = train.field_names()
+    values = shown_values(TrainSettings, TrainSettings(), names)
+    for name, value in {"max_steps": 4, "eval_every": 2, "save_every": 2, "batch_size": 2}.items():
+        values[names.index(name)] = value
+    started = client.predict("lights", None, *values, api_name="/train")
+    assert started.startswith("Started train job"), started
+    # A second training while the first runs is refused, naming the first.
+    refused = client.predict("lights", None, *values, api_name="/train")
+    assert refused.startswith("⚠ Not started") and "train job" in refused
+    state = studio.wait_job("lights", "train", timeout=400)
+    assert state.status == "done", state.error
+    assert "--max-steps 4" in state.cli
+
+    points = client.predict("lights", None, api_name="/loss_points")
+    assert [p["step"] for p in points if p["series"] == "train"] == [1, 2, 3, 4]
+    assert [p["step"] for p in points if p["series"] == "eval"] == [2, 4]
+    result = client.predict("lights", api_name="/train_refresh")
+    comparison = result[-1]
+    assert "eval loss **base" in comparison and "| question | reference | base | tuned |" in comparison
 
 
-def test_export_tab_lists_files_with_sizes_and_download_links(client, project, studio):
-    modelfile = project.exports_dir / "lights-q8_0" / "Modelfile"
-    modelfile.parent.mkdir(parents=True)
-    modelfile.write_text('FROM ./lights.gguf\nPARAMETER stop "<|eot_id|>"\n')
-    result = client.predict("lights", api_name="/export_files")
-    table, files, text, command = result[-4:]
-    assert table["data"] == [["lights-q8_0/Modelfile", f"{modelfile.stat().st_size} B"]]
-    assert "PARAMETER stop" in text
-    assert command == f"ollama create lights -f {modelfile}"
-    assert files and files[0].endswith("Modelfile")
+def test_export_a_gguf_and_find_its_download_link(client, studio, project):
+    from ftstudio.export.settings import ExportSettings
+    from ftstudio.ui.tabs import export
+
+    values = shown_values(ExportSettings, ExportSettings(), export.field_names())
+    started = client.predict("lights", None, "", *values, api_name="/export")
+    assert started.startswith("Started export job"), started
+    state = studio.wait_job("lights", "export", timeout=400)
+    assert state.status == "done", state.error
+    gguf = next(f["path"] for f in state.result["files"] if f["path"].endswith(".gguf"))
+
+    table, files, modelfile, command = client.predict("lights", api_name="/export_files")[-4:]
+    shown = {row[0] for row in table["data"]}
+    assert Path(gguf).name in shown and any(name.endswith(".Modelfile") for name in shown)
+    assert any(Path(f).name == Path(gguf).name and Path(f).stat().st_size == Path(gguf).stat().st_size for f in files)
+    assert modelfile.startswith("FROM ") and "PARAMETER stop" in modelfile
+    assert command.startswith("ollama create lights -f ") and command.endswith(".Modelfile")
+
+
+def test_chat_streams_tuned_and_base_answers_side_by_side(client, project):
+    tuned, base, note, cleared = client.predict("lights", None, 2, "How long does bulk fermentation take?", [], [],
+                                                api_name="/chat")  # fmt: skip
+    assert cleared == ""
+    for history in (tuned, base):
+        assert [m["role"] for m in history] == ["user", "assistant"]
+    assert note.startswith("Passages from:") and "sourdough.md" in note
 
 
 def test_ui_warns_when_listening_beyond_this_machine():

@@ -14,6 +14,7 @@ from ftstudio.ui.tabs.train import _runs
 
 _loaded: dict[str, object] = {}  # one model at a time: (project dir, run id) → ChatModel
 _lock = threading.Lock()
+_using = threading.Lock()  # one answer at a time: the base answer switches the shared model's adapter off
 
 
 def chat_model(project, run_id: str | None):
@@ -40,6 +41,18 @@ def with_passages(project, question: str, k: int) -> tuple[str, str]:
     context = "\n\n".join(h.chunk.text for h in hits)
     sources = "; ".join(f"{h.chunk.document} ({h.chunk.location or 'chunk ' + str(h.chunk.ordinal)})" for h in hits)
     return f"Use these passages to answer.\n\n{context}\n\nQuestion: {question}", f"Passages from: {sources}"
+
+
+def _plain(messages: list) -> list[dict[str, str]]:
+    """Chatbot history as plain {role, content} turns (Gradio 6 hands content back as a list of parts)."""
+    turns = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if m.get("role") in ("user", "assistant") and isinstance(content, str):
+            turns.append({"role": m["role"], "content": content})
+    return turns
 
 
 def build(ctx) -> None:
@@ -85,18 +98,17 @@ def build(ctx) -> None:
             yield tuned_history, base_history, describe(exc), message
             return
         prompt, sources = with_passages(project, message, int(k or 0))
-        tuned_history = [*tuned_history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        base_history = [*base_history, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        conversation = [m for m in tuned_history[:-2] if m["role"] in ("user", "assistant")]
-        turns = [*conversation, {"role": "user", "content": prompt}]
-        for piece in model.stream(turns):
-            tuned_history[-1]["content"] += piece
-            yield tuned_history, base_history, sources, ""
-        with model.model.disable_adapter():
-            base_turns = [*[m for m in base_history[:-2]], {"role": "user", "content": prompt}]
-            for piece in model.stream(base_turns):
-                base_history[-1]["content"] += piece
+        tuned_before, base_before = _plain(tuned_history), _plain(base_history)
+        tuned_history = [*tuned_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        base_history = [*base_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        with _using:
+            for piece in model.stream([*tuned_before, {"role": "user", "content": prompt}]):
+                tuned_history[-1]["content"] += piece
                 yield tuned_history, base_history, sources, ""
+            with model.model.disable_adapter():
+                for piece in model.stream([*base_before, {"role": "user", "content": prompt}]):
+                    base_history[-1]["content"] += piece
+                    yield tuned_history, base_history, sources, ""
 
     ctx.project.change(load, [ctx.project], [run])
     ctx.demo.load(load, [ctx.project], [run])

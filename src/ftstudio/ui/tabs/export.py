@@ -40,6 +40,12 @@ def export_files(project) -> list:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts))
 
 
+def field_names() -> list[str]:
+    """The settings fields the tab shows, in the order of its inputs: the main ones, then the rest."""
+    main = [n for n in MAIN_FIELDS if n in ExportSettings.model_fields]
+    return main + [n for n in ExportSettings.model_fields if n not in MAIN_FIELDS]
+
+
 def _quant_widget(value):
     """The quant field as a dropdown of the types the export stage writes, when it lists them."""
     from ftstudio.export import settings as export_settings
@@ -62,14 +68,13 @@ def build(ctx) -> None:
     fields = {}
     with gr.Row():
         run = gr.Dropdown(label="Run", info="A completed training run (the newest when empty)", choices=[])
-        for name in MAIN_FIELDS:
-            if name == "quant":
-                fields[name] = _quant_widget(defaults.quant)
-            elif name in ExportSettings.model_fields:
-                fields[name] = widget(ExportSettings, name, getattr(defaults, name))
+        for name in field_names():
+            if name in MAIN_FIELDS:
+                make = _quant_widget if name == "quant" else lambda v, n=name: widget(ExportSettings, n, v)
+                fields[name] = make(getattr(defaults, name))
     with gr.Accordion("More settings", open=False), gr.Row():
-        for name in ExportSettings.model_fields:
-            if name not in fields:
+        for name in field_names():
+            if name not in MAIN_FIELDS:
                 fields[name] = widget(ExportSettings, name, getattr(defaults, name))
     to_ollama = option_widget("export", "to_ollama", placeholder="e.g. my-tutor (needs Ollama running)")
     names = list(fields)

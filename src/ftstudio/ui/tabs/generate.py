@@ -44,6 +44,13 @@ def _simple(name: str) -> bool:
     return annotation in (int, float, bool, str) or typing.get_origin(annotation) is typing.Literal
 
 
+def field_names() -> list[str]:
+    """The settings fields the tab shows besides the connection, in the order of its inputs."""
+    main = [n for n in MAIN_FIELDS if n in SynthSettings.model_fields]
+    rest = [n for n in SynthSettings.model_fields if n not in (*CONNECTION, *MAIN_FIELDS) and _simple(n)]
+    return main + rest
+
+
 def key_env(provider: str) -> str | None:
     """The environment variable the provider reads its API key from (the provider's own, when it declares one)."""
     try:
@@ -118,13 +125,9 @@ def build(ctx) -> None:
     listed = gr.Markdown()
     with gr.Row():
         run_opts = {n: option_widget("generate", n) for n in RUN_OPTIONS}
-        main = widgets(SynthSettings, defaults, MAIN_FIELDS)
+        main = widgets(SynthSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
     with gr.Accordion("More settings", open=False), gr.Row():
-        rest = widgets(
-            SynthSettings,
-            defaults,
-            [n for n in SynthSettings.model_fields if n not in (*CONNECTION, *MAIN_FIELDS) and _simple(n)],
-        )
+        rest = widgets(SynthSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
     fields = {**main, **rest}
     names = list(fields)
     inputs = [fields[n] for n in names]

@@ -36,6 +36,12 @@ def _simple(name: str) -> bool:
     return annotation in (int, float, bool, str) or typing.get_origin(annotation) is typing.Literal
 
 
+def field_names() -> list[str]:
+    """The settings fields the tab shows, in the order of its inputs: the main ones, then the rest."""
+    main = [n for n in MAIN_FIELDS if n in TrainSettings.model_fields]
+    return main + [n for n in TrainSettings.model_fields if n not in MAIN_FIELDS and _simple(n)]
+
+
 def _runs(project):
     try:
         from ftstudio.train.runs import list_runs
@@ -124,11 +130,9 @@ def build(ctx) -> None:
     what = gr.Markdown()
     defaults = TrainSettings()
     with gr.Row():
-        main = widgets(TrainSettings, defaults, MAIN_FIELDS)
+        main = widgets(TrainSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
     with gr.Accordion("More settings", open=False), gr.Row():
-        rest = widgets(
-            TrainSettings, defaults, [n for n in TrainSettings.model_fields if n not in MAIN_FIELDS and _simple(n)]
-        )
+        rest = widgets(TrainSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
     fields = {**main, **rest}
     names = list(fields)
     inputs = [fields[n] for n in names]

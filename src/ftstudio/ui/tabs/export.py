@@ -79,7 +79,7 @@ def build(ctx) -> None:
     to_ollama = option_widget("export", "to_ollama", placeholder="e.g. my-tutor (needs Ollama running)")
     names = list(fields)
     inputs = [fields[n] for n in names]
-    preview = cli_box("Will run (CLI equivalent)")
+    preview = cli_box("Will run (CLI equivalent)", elem_id="export-preview")
     start = gr.Button("Export", variant="primary")
     started = gr.Markdown()
     panel = JobPanel(registry, "export")

@@ -107,7 +107,7 @@ def build(ctx) -> None:
     defaults = SynthSettings()
     with gr.Row():
         provider = widget(SynthSettings, "provider", defaults.provider)
-        base_url = widget(SynthSettings, "base_url", defaults.base_url)
+        base_url = widget(SynthSettings, "base_url", defaults.base_url, elem_id="helper-base-url")
         api_key = gr.Textbox(
             label="API key",
             type="password",
@@ -115,6 +115,7 @@ def build(ctx) -> None:
         )
     with gr.Row():
         model = gr.Dropdown(
+            elem_id="helper-model",
             label="Helper model",
             info=SynthSettings.model_fields["model"].description,
             choices=[],
@@ -122,9 +123,9 @@ def build(ctx) -> None:
             scale=4,
         )
         refresh = gr.Button("Refresh list", scale=1)
-    listed = gr.Markdown()
+    listed = gr.Markdown(elem_id="helper-list-note")
     with gr.Row():
-        run_opts = {n: option_widget("generate", n) for n in RUN_OPTIONS}
+        run_opts = {n: option_widget("generate", n, elem_id=f"generate-{n}") for n in RUN_OPTIONS}
         main = widgets(SynthSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
     with gr.Accordion("More settings", open=False), gr.Row():
         rest = widgets(SynthSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
@@ -132,13 +133,13 @@ def build(ctx) -> None:
     names = list(fields)
     inputs = [fields[n] for n in names]
     opt_inputs = [run_opts[n] for n in RUN_OPTIONS]
-    preview = cli_box("Will run (CLI equivalent)")
+    preview = cli_box("Will run (CLI equivalent)", elem_id="generate-preview")
     start = gr.Button("Generate", variant="primary")
     started = gr.Markdown()
     panel = JobPanel(registry, "generate")
 
     gr.Markdown("### Training data")
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="data-summary")
     table = gr.Dataframe(
         headers=DATA_COLUMNS, label="Preview (edit a cell, then save)", interactive=True, wrap=True, max_height=400
     )

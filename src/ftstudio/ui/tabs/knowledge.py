@@ -89,7 +89,7 @@ def build(ctx) -> None:
         folder = gr.File(label="…or a whole folder", file_count="directory", scale=1)
     with gr.Row():
         fields = widgets(KnowledgeSettings, KnowledgeSettings())
-    preview = cli_box("Will run (CLI equivalent)")
+    preview = cli_box("Will run (CLI equivalent)", elem_id="ingest-preview")
     ingest = gr.Button("Ingest", variant="primary")
     started = gr.Markdown()
     panel = JobPanel(registry, "ingest")

@@ -151,16 +151,18 @@ def build(ctx) -> None:
         )
         mask_note = gr.Markdown()
         probe_note = gr.Markdown()
-    preview = cli_box("Will run (CLI equivalent)")
+    preview = cli_box("Will run (CLI equivalent)", elem_id="train-preview")
     start = gr.Button("Start training", variant="primary")
     started = gr.Markdown()
     panel = JobPanel(registry, "train")
 
     gr.Markdown("### Loss")
     with gr.Row():
-        shown_run = gr.Dropdown(label="Run shown", choices=[], scale=3)
+        shown_run = gr.Dropdown(label="Run shown", choices=[], scale=3, elem_id="train-run-shown")
         reload_runs = gr.Button("Refresh", size="sm", scale=0)
-    plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", height=300, x_title="step")
+    plot = gr.LinePlot(
+        x="step", y="loss", color="series", title="Loss", height=300, x_title="step", elem_id="train-plot"
+    )
     runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)
     comparison = gr.Markdown()
 

@@ -79,7 +79,24 @@ def loss_frame(project, run_id: str | None) -> pd.DataFrame:
                 rows.append({"step": record["step"], "loss": record["loss"], "series": "train"})
             if "eval_loss" in record:
                 rows.append({"step": record["step"], "loss": record["eval_loss"], "series": "eval"})
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    # Typed even when empty: the plot reads a column's kind from its dtype, and an untyped empty frame would make
+    # step and loss categories, not numbers.
+    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return frame.astype({"step": "int64", "loss": "float64", "series": "string"})
+
+
+def plot_update(project, run_id: str | None):
+    """The loss plot for a run, as an update that redraws it.
+
+    Gradio 6's plot keeps the series it first drew and draws nothing after an empty frame; a changed title makes it
+    redraw from scratch, so the title carries the point count, and "no data" is sent as None, not an empty frame.
+    """
+    frame = loss_frame(project, run_id)
+    runs = _runs(project)
+    shown = run_id or (runs[-1].id if runs else None)
+    steps = int(frame.loc[frame["series"] == "train", "step"].max()) if len(frame) else 0
+    title = f"Loss of run {shown}: {steps} steps, {len(frame)} points" if shown else "Loss"
+    return gr.update(value=frame if len(frame) else None, title=title)
 
 
 def summary(project) -> str:
@@ -115,7 +132,10 @@ def eval_view(project, run_id: str | None) -> str:
     ]
 
     def cell(text) -> str:
-        return html.escape(str(text or "")).replace("|", "\\|").replace("\n", "<br>")
+        escaped = html.escape(str(text or ""))
+        for mark in "\\`*_~[]|#":  # a model's raw answer must not turn into Markdown
+            escaped = escaped.replace(mark, "\\" + mark)
+        return escaped.replace("\n", "<br>")
 
     for item in report.get("answers", []):
         lines.append(
@@ -161,7 +181,14 @@ def build(ctx) -> None:
         shown_run = gr.Dropdown(label="Run shown", choices=[], scale=3, elem_id="train-run-shown")
         reload_runs = gr.Button("Refresh", size="sm", scale=0)
     plot = gr.LinePlot(
-        x="step", y="loss", color="series", title="Loss", height=300, x_title="step", elem_id="train-plot"
+        x="step",
+        y="loss",
+        color="series",
+        color_map={"train": "#2f6db5", "eval": "#e8741c"},
+        title="Loss",
+        height=300,
+        x_title="step",
+        elem_id="train-plot",
     )
     runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)
     comparison = gr.Markdown()
@@ -190,7 +217,7 @@ def build(ctx) -> None:
             gr.update(choices=resumable, value=None),
             gr.update(choices=ids, value=ids[0] if ids else None),
             runs_table(project),
-            loss_frame(project, ids[0] if ids else None),
+            plot_update(project, ids[0] if ids else None),
             eval_view(project, ids[0] if ids else None),
         ]
 
@@ -214,7 +241,7 @@ def build(ctx) -> None:
         all_runs = _runs(project)
         newest = all_runs[-1].id if all_runs else None
         ids = [r.id for r in reversed(all_runs)]
-        return gr.update(choices=ids, value=newest), loss_frame(project, newest), runs_table(project)
+        return gr.update(choices=ids, value=newest), plot_update(project, newest), runs_table(project)
 
     def do_mask(project_name, line, *values):
         project = open_project(root, project_name)
@@ -260,7 +287,7 @@ def build(ctx) -> None:
         if not project_name:
             return gr.update(), gr.update()
         project = open_project(root, project_name)
-        return loss_frame(project, run_id), eval_view(project, run_id)
+        return plot_update(project, run_id), eval_view(project, run_id)
 
     preview_inputs = [ctx.project, resume, *inputs]
     for comp in (ctx.project, resume, *inputs):

@@ -57,7 +57,7 @@ def test_replace_keeps_index_in_step_and_ids_never_reused(tmp_path):
         assert store.count_chunks() == 1
         assert not set(store.chunk_ids()) & set(old_ids)
         assert store.search("fractions") == []
-        assert [h.chunk.text for h in store.search("percentage")] == ["Percentages only."]
+        assert [h.chunk.text for h in store.search("PERCENTAGES")] == ["Percentages only."]
         assert store.integrity_check() == "ok"
         with pytest.raises(NotFound, match=str(old_ids[0])):
             store.get_chunks(old_ids[:1])
@@ -102,3 +102,24 @@ def test_any_text_is_a_valid_query(tmp_path, query):
         hits = store.search(query)
         assert isinstance(hits, list)
         assert store.count_chunks() == 1
+
+
+def test_a_version_1_store_migrates_with_its_data(tmp_path):
+    from ftstudio.knowledge.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](raw)  # the schema as the first release wrote it: triggers kept the index
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens, overlap)"
+        " VALUES ('/old.md', 'h', 'markdown', 1, 1, 'then', 'estimate', 512, 64)"
+    )
+    raw.execute("INSERT INTO chunks (document_id, ordinal, text, tokens) VALUES (1, 0, 'ancient fractions', 2)")
+    raw.close()
+    with KnowledgeStore.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [h.chunk.text for h in store.search("fractions")] == ["ancient fractions"]
+        store.replace_document(_doc("/old.md", "h2"), [NewChunk("modern decimals", 2)])
+        assert store.search("ancient") == [] and store.search("decimals")[0].chunk.document == "/old.md"
+        assert store.integrity_check() == "ok"

@@ -266,3 +266,29 @@ def build_tiny_model(
         }
         (folder / "config.json").write_text(json.dumps(raw, indent=2))
     return folder
+
+
+def write_tiny_model(folder: Path | str, arch: str = "llama", *, quantized_4bit: bool = False) -> Path:
+    """`build_tiny_model` for users (`ftstudio models tiny`): refuses an unknown arch or a non-empty folder, and
+    writes into a scratch folder renamed at the end, so a failure leaves nothing behind. Returns the folder."""
+    import shutil
+    import tempfile
+
+    from ftstudio.errors import BadInput
+
+    if arch not in FAMILIES:
+        raise BadInput(f"unknown architecture {arch!r}", hint=f"use one of {', '.join(ARCHITECTURES)}")
+    folder = Path(folder).expanduser().resolve()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise BadInput(f"{folder} already exists and is not an empty folder", hint="name a new folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        build_tiny_model(scratch, arch, quantized_4bit=quantized_4bit)
+        if folder.exists():
+            folder.rmdir()
+        scratch.rename(folder)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return folder

@@ -10,6 +10,11 @@ class KnowledgeSettings(BaseModel):
 
     chunk_tokens: int = Field(512, ge=16, le=32768, description="Most tokens in one chunk.")
     overlap: int = Field(64, ge=0, description="Tokens a chunk repeats from the end of the one before it.")
+    tokenizer: str = Field(
+        "auto",
+        description="How tokens are counted: 'auto' (the base model's tokenizer when it is on this machine, else a "
+        "fast estimate), 'estimate', or a path to a tokenizer.json or a folder holding one.",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_budget(self) -> KnowledgeSettings:

@@ -1,9 +1,9 @@
 """The knowledge store: `knowledge.db`, one SQLite file per project holding documents, chunks and an FTS5 index.
 
 Schema changes are ordered migration functions; `PRAGMA user_version` records how many have run. The full-text
-index is an external-content FTS5 table over `chunks`, kept in step by triggers, so every write to `chunks`
-updates the index inside the same transaction. A document and all its chunks are written in one transaction:
-a crash or a bad file never leaves half a document behind.
+index is an external-content FTS5 table over `chunks`; every write to `chunks` writes the index too, inside the
+same transaction (explicitly: triggers made ingest twice as slow). A document and all its chunks are written in
+one transaction: a crash or a bad file never leaves half a document behind.
 
 Other stages rely on `Chunk`, `SearchHit` and `KnowledgeStore` (open, chunk_ids, get_chunks, count_chunks, search,
 documents, remove_document): change them only together with their users.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,8 +170,27 @@ def _v1(db: sqlite3.Connection) -> None:
     )
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    # Triggers doubled the cost of every insert (measured: 2x on a 10 MB corpus); the index is now written
+    # explicitly by `replace_document` and `_delete`, inside the same transaction as the chunks.
+    for trigger in ("chunks_ai", "chunks_ad", "chunks_au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    # No Porter stemming: search must know how often each query word occurs (see `_match_expression`), and only
+    # an unstemmed index lets it look a word up in the vocabulary as typed. Diacritics are still folded.
+    db.execute("DROP TABLE chunks_fts")
+    db.execute(
+        """CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, heading, content='chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        )"""
+    )
+    db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+    # Searches rank by this: a word in the text counts fully, one in the heading path half as much.
+    db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('rank', 'bm25(1.0, 0.5)')")
+    db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
+
+
 # Ordered: migration i brings the schema from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLUMNS = "c.id, c.document_id, d.path, c.ordinal, c.text, c.tokens, c.heading, c.page_start, c.page_end"
@@ -179,7 +199,7 @@ _DOC_COLUMNS = (
     "d.title, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id), "
     "(SELECT coalesce(sum(tokens), 0) FROM chunks c WHERE c.document_id = d.id)"
 )
-_WORD_RE = re.compile(r"\w+")
+_WORD_RE = re.compile(r"[^\W_]+")  # letters and digits: what unicode61 makes tokens of
 
 
 def _chunk_from_row(row: tuple) -> Chunk:
@@ -199,16 +219,15 @@ def _chunk_from_row(row: tuple) -> Chunk:
     )
 
 
-def fts_query(text: str) -> str | None:
-    """Turn any user text into a safe FTS5 query: each word quoted as a literal, any of them may match.
+def _fold(word: str) -> str:
+    """A word as the index holds it: lower case, diacritics removed (as unicode61 remove_diacritics does).
 
-    Quoting makes FTS5 syntax (`AND`, `NEAR`, `*`, `(`, `-`, `:`, quotes) plain words; BM25 then ranks chunks that
-    hold more of the words, and rarer ones, first. None when the text holds no word at all.
+    Only letters and digits survive, so the quoted word is always a literal: FTS5 syntax (`AND`, `NEAR`, `*`,
+    `(`, `-`, `:`, quotes) in a query is just text.
     """
-    words = list(dict.fromkeys(w.lower() for w in _WORD_RE.findall(text)))
-    if not words:
-        return None
-    return " OR ".join(f'"{w}"' for w in words)
+    if not word.isascii():
+        word = "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+    return word.lower()
 
 
 class KnowledgeStore:
@@ -217,6 +236,8 @@ class KnowledgeStore:
     def __init__(self, db: sqlite3.Connection, path: Path):
         self._db = db
         self.path = path
+        self._count_key: tuple[int, int] | None = None
+        self._count = 0
 
     @classmethod
     def open(cls, path: Path | str) -> KnowledgeStore:
@@ -326,6 +347,14 @@ class KnowledgeStore:
     def count_chunks(self) -> int:
         return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
 
+    def _cached_count(self) -> int:
+        # Counting walks an index; searches ask on every query, so remember it until this connection or another
+        # one writes (total_changes and data_version tell).
+        key = (self._db.total_changes, self._db.execute("PRAGMA data_version").fetchone()[0])
+        if key != self._count_key:
+            self._count, self._count_key = self.count_chunks(), key
+        return self._count
+
     def documents(self) -> list[DocumentInfo]:
         """Every stored document with its chunk and token counts, by path."""
         rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d ORDER BY d.path")
@@ -353,20 +382,51 @@ class KnowledgeStore:
         )
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        """The `k` chunks best matching `query` by BM25. Any text is a valid query; one with no words finds nothing."""
-        match = fts_query(query)
-        if match is None or k <= 0:
+        """The `k` chunks best matching `query` by BM25. Any text is a valid query; one with no words finds nothing.
+
+        Words held by more than half the chunks carry (almost) no BM25 weight, so they are left out of the match
+        when the query has other words. A query made only of such words has no ranking signal at all: it returns
+        the first `k` chunks holding all of them, best first, without scoring the whole corpus.
+        """
+        if k <= 0:
             return []
-        # Weights: a word in the text counts fully, one in the heading path half as much.
-        sql = f"""
-            SELECT {_CHUNK_COLUMNS}, -bm25(chunks_fts, 1.0, 0.5) AS score,
-                   snippet(chunks_fts, 0, '**', '**', '…', 24)
-            FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
-            WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?"""
-        hits = []
-        for row in self._db.execute(sql, (match, int(k))):
-            hits.append(SearchHit(chunk=_chunk_from_row(row[:9]), score=float(row[9]), snippet=row[10]))
-        return hits
+        match, ranked = self._match_expression(query)
+        if match is None:
+            return []
+        # One-table queries: ordered by FTS5's own rank, FTS5 sorts internally and makes snippets for the k rows
+        # returned only. A join here would make SQLite score and sort every match itself.
+        order = "ORDER BY rank " if ranked else ""
+        rows = self._db.execute(
+            "SELECT rowid, -rank, snippet(chunks_fts, 0, '**', '**', '…', 24) FROM chunks_fts "
+            f"WHERE chunks_fts MATCH ? {order}LIMIT ?",
+            (match, int(k)),
+        ).fetchall()
+        if not ranked:
+            rows.sort(key=lambda r: -r[1])
+        chunks = {c.id: c for c in self.get_chunks([r[0] for r in rows])}
+        return [SearchHit(chunk=chunks[r[0]], score=float(r[1]), snippet=r[2]) for r in rows]
+
+    def _match_expression(self, query: str) -> tuple[str | None, bool]:
+        """The FTS5 expression for `query` (its words quoted, any may match) and whether ranking it means anything.
+
+        Words that more than half the chunks hold are left out: FTS5's BM25 clamps their weight to almost nothing,
+        so they cannot change the ranking, and they would make nearly every chunk a match to score. A query of
+        nothing but such words asks for all of them together (AND), unranked.
+        """
+        words = list(dict.fromkeys(_fold(w) for w in _WORD_RE.findall(query)))
+        words = [w for w in words if w]
+        if not words:
+            return None, False
+        half = self._cached_count() / 2
+        frequent = set()
+        for w in words:
+            row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term = ?", (w,)).fetchone()
+            if row and row[0] > half:
+                frequent.add(w)
+        rare = [f'"{w}"' for w in words if w not in frequent]
+        if rare:
+            return " OR ".join(rare), True
+        return " AND ".join(f'"{w}"' for w in words), False
 
     # --- writing --------------------------------------------------------------------------------------------------
 
@@ -377,7 +437,9 @@ class KnowledgeStore:
         """
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._transaction() as db:
-            db.execute("DELETE FROM documents WHERE path = ?", (doc.path,))  # chunks and index follow (cascade)
+            old = db.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).fetchone()
+            if old:
+                self._delete(db, old[0])
             cur = db.execute(
                 "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
                 " overlap, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -395,16 +457,33 @@ class KnowledgeStore:
                 ),
             )
             doc_id = cur.lastrowid
+            # Ids are chosen here (the write lock is held) so the same rows feed the table and the index.
+            seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+            first = (seq[0] if seq else 0) + 1
+            rows = [
+                (first + i, doc_id, i, c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end)
+                for i, c in enumerate(chunks)
+            ]
             db.executemany(
-                "INSERT INTO chunks (document_id, ordinal, text, tokens, heading, page_start, page_end)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (doc_id, i, c.text, c.tokens, HEADING_SEP.join(c.heading_path), c.page_start, c.page_end)
-                    for i, c in enumerate(chunks)
-                ),
+                "INSERT INTO chunks (id, document_id, ordinal, text, tokens, heading, page_start, page_end)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO chunks_fts (rowid, text, heading) VALUES (?, ?, ?)", ((r[0], r[3], r[5]) for r in rows)
             )
             row = db.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.id = ?", (doc_id,)).fetchone()
         return DocumentInfo(*row)
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, doc_id: int) -> None:
+        # An external-content index forgets a row only when told its old values.
+        db.execute(
+            "INSERT INTO chunks_fts (chunks_fts, rowid, text, heading) "
+            "SELECT 'delete', id, text, heading FROM chunks WHERE document_id = ?",
+            (doc_id,),
+        )
+        db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))  # its chunks follow (ON DELETE CASCADE)
 
     def remove_document(self, path_or_id: str | Path | int) -> DocumentInfo:
         """Remove one document (by id, stored path, or a path that resolves to it) with its chunks; return it.
@@ -413,7 +492,7 @@ class KnowledgeStore:
         """
         doc = self._find_document(path_or_id)
         with self._transaction() as db:
-            db.execute("DELETE FROM documents WHERE id = ?", (doc.id,))
+            self._delete(db, doc.id)
         return doc
 
     def integrity_check(self) -> str:

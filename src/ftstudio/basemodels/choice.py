@@ -1,0 +1,33 @@
+"""Saving the project's base model: checked first, so a choice that cannot work here is refused before it is saved."""
+
+from __future__ import annotations
+
+from ftstudio.basemodels.checks import CheckResult, check_model
+from ftstudio.errors import BadInput, Unavailable
+from ftstudio.project import Project
+
+
+def use_model(
+    project: Project,
+    spec: str,
+    *,
+    force: bool = False,
+    trust_remote_code: bool = False,
+    seq_len: int = 2048,
+    batch: int = 1,
+    method: str = "lora",
+) -> CheckResult:
+    """Check `spec` and save it as `[base_model] model` (a folder as its absolute path); return the check.
+
+    An error verdict raises (exit 2, or 3 when only this machine lacks something) and saves nothing, unless `force`.
+    """
+    result = check_model(spec, trust_remote_code=trust_remote_code, seq_len=seq_len, batch=batch, method=method)
+    if result.verdict == "error" and not force:
+        error = Unavailable if result.exit_code == 3 else BadInput
+        raise error(
+            f"not saved: {spec} fails its checks: " + "; ".join(result.reasons),
+            hint="; ".join(result.suggestions + ["or pass --force to save it anyway"]),
+        )
+    saved = str(result.info["folder"]) if result.info.get("source") == "folder" else spec
+    project.update_settings("base_model", model=saved, trust_remote_code=trust_remote_code)
+    return result

@@ -1,0 +1,147 @@
+"""`ftstudio models …`: the catalog with a fit verdict, checking a model, saving the project's choice, tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
+
+app = typer.Typer(help="Base models: which can be trained here, and the project's choice.", no_args_is_help=False)
+
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", min=1, help="Training sequence length (tokens) to plan for.")]
+BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Training batch size to plan for.")]
+MethodOpt = Annotated[str, typer.Option("--method", help="lora (16/32-bit base) or qlora (4-bit base, CUDA).")]
+TrustOpt = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Allow a model whose code ships in its repository. Trusted only.")
+]
+_COLOUR = {"ok": "green", "warn": "yellow", "error": "red"}
+
+
+def _mark(verdict: str) -> str:
+    return f"[{_COLOUR[verdict]}]{verdict:<5}[/]"
+
+
+def register(root_app: typer.Typer) -> None:
+    root_app.add_typer(app, name="models")
+
+
+@app.callback(invoke_without_command=True)
+def models(
+    ctx: typer.Context,
+    seq_len: SeqLenOpt = 2048,
+    batch: BatchOpt = 1,
+    method: MethodOpt = "lora",
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """List curated base models with a fit verdict for this machine, fastest to try first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ftstudio.basemodels.checks import catalog_fits
+    from ftstudio.basemodels.hardware import detect_hardware
+
+    hw = detect_hardware()
+    rows = catalog_fits(hw, seq_len=seq_len, batch=batch, method=method)
+    data = {
+        "hardware": hw.to_dict(),
+        "models": [
+            {"id": e.id, "name": e.name, "params_b": e.params, "context": e.context, "license": e.license,
+             "architecture": e.architecture, "chat_template": e.chat_template, "bnb_4bit": e.bnb_4bit,
+             "full_precision": e.full_precision, "gated": e.gated, "gguf_export": r.info["gguf_export"],
+             "verdict": r.verdict, "reasons": r.reasons, "suggestions": r.suggestions,
+             "memory_gib": r.estimates[r.info["effective_method"]].to_dict()["total_gib"]}
+            for e, r in rows
+        ],
+    }  # fmt: skip
+    emit(data, json, lambda: _print_table(hw.describe(), data["models"], seq_len, batch))
+
+
+def _print_table(machine: str, rows: list[dict], seq_len: int, batch: int) -> None:
+    out.print(f"Base models for this machine: {machine}; planned for {seq_len} tokens × batch {batch}")
+    width = max(len(m["id"]) for m in rows) + 2
+    for m in rows:
+        name = m["id"] + (" (4-bit)" if m["bnb_4bit"] else "")
+        facts = (
+            f"{m['params_b']:5.2f} B  ctx {m['context']:>6}  {m['architecture']:<7}  "
+            f"gguf {'yes' if m['gguf_export'] else 'no ':<3}  {m['memory_gib']:5.1f} GiB  {m['license']}"
+        )
+        out.print(f"{_mark(m['verdict'])}  {name:<{width + 8}} {facts}", markup=True)
+        for reason in m["reasons"]:
+            out.print(f"        {reason}", markup=False)
+
+
+@app.command("check")
+def check(
+    model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
+    seq_len: SeqLenOpt = 2048,
+    batch: BatchOpt = 1,
+    method: MethodOpt = "lora",
+    trust_remote_code: TrustOpt = False,
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Can MODEL be trained and exported here? Reads only config and tokenizer files. Exit 0 for ok or warn."""
+    from ftstudio.basemodels.checks import check_model
+
+    result = check_model(model, trust_remote_code=trust_remote_code, seq_len=seq_len, batch=batch, method=method)
+    emit(result.to_dict(), json, lambda: _print_check(result))
+    raise typer.Exit(result.exit_code)
+
+
+def _print_check(result) -> None:
+    info = result.info
+    if info.get("offline_reason"):
+        out.print(f"[yellow]offline[/] ({info['offline_reason']}): using the local hub cache")
+    machine = result.hardware.describe()
+    out.print(f"[bold]{result.model}[/]: {_mark(result.verdict).strip()}  ({info.get('architecture')}; {machine})")
+    for finding in result.findings:
+        out.print(f"  {_mark(finding.level)}  {finding.check}: {finding.message}", markup=True)
+    for suggestion in result.suggestions:
+        out.print(f"  → {suggestion}", markup=False)
+    for method, estimate in result.estimates.items():
+        out.print(f"  {method} estimate: {estimate.total / 2**30:.2f} GiB", markup=False)
+
+
+@app.command("use")
+def use(
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
+    force: Annotated[bool, typer.Option("--force", help="Save even when the check says error.")] = False,
+    seq_len: SeqLenOpt = 2048,
+    batch: BatchOpt = 1,
+    method: MethodOpt = "lora",
+    trust_remote_code: TrustOpt = False,
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check MODEL, then save it as the project's base model (base_model.model in project.toml)."""
+    from ftstudio.basemodels.choice import use_model
+    from ftstudio.project import Project
+
+    project = Project.open(name, root)
+    result = use_model(project, model, force=force, trust_remote_code=trust_remote_code, seq_len=seq_len,
+                       batch=batch, method=method)  # fmt: skip
+    saved = project.settings().base_model.model
+    emit(
+        {"project": name, "model": saved, **result.to_dict()},
+        json,
+        lambda: out.print(f"{name}: base model [bold]{saved}[/] ({_mark(result.verdict).strip()})"),
+    )
+
+
+@app.command("tiny")
+def tiny(
+    folder: Annotated[Path, typer.Argument(help="New folder to write the model into (must not exist or be empty).")],
+    arch: Annotated[str, typer.Option("--arch", help="llama, qwen2, phi3 or mistral.")] = "llama",
+    quantized_4bit: Annotated[bool, typer.Option("--4bit", help="Claim bitsandbytes 4-bit in config.json.")] = False,
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Write a tiny random-weight model with its family's real tokenizer design and chat template, for offline tries."""
+    from ftstudio.basemodels.tiny import write_tiny_model
+
+    path = write_tiny_model(folder, arch, quantized_4bit=quantized_4bit)
+    emit({"folder": str(path), "arch": arch}, json, lambda: out.print(f"Wrote a tiny {arch} model to {path}"))

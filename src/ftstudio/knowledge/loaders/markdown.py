@@ -1,0 +1,82 @@
+"""Markdown: the heading hierarchy (ATX `#` and setext underlines), ignoring `#` lines inside code fences.
+
+A line parser on regular expressions rather than a full CommonMark parser: headings are all the chunker needs, and
+scanning with compiled patterns keeps ingest near the speed of reading the file. The text is kept as written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.loaders.text import decode_text
+
+# The patterns run over "\n" + text + "\n" and start with a literal newline rather than ^ in MULTILINE mode:
+# the regex engine then jumps between newlines instead of trying every position (several times faster).
+# A match's start is then exactly the line's start in the original text.
+_ATX = re.compile(r"\n {0,3}(#{1,6})(?:[ \t]+([^\n]*?))?(?:[ \t]+#+)?[ \t]*(?=\n)")
+_SETEXT_UNDERLINE = re.compile(r"\n {0,3}(=+|-+)[ \t]*(?=\n)")
+_FENCE = re.compile(r"\n {0,3}(`{3,}|~{3,})")
+_NOT_A_HEADING_LINE = re.compile(r"^\s*(?:[-*+>|]|\d+[.)]\s|#|$)|^ {4}")
+
+
+def load(path: Path, data: bytes) -> LoadedDocument:
+    text = clean_text(decode_text(path, data))
+    return LoadedDocument("markdown", list(sections(text)))
+
+
+def _excluded_regions(text: str, padded: str) -> list[tuple[int, int]]:
+    """Front matter and fenced code blocks: spans where a `#` line is not a heading."""
+    regions = []
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 3)
+        if end > 0:
+            regions.append((0, end + 5))
+    opener = None
+    for m in _FENCE.finditer(padded):
+        fence = m.group(1)
+        if opener is None:
+            opener = (m.start(), fence)
+        elif fence[0] == opener[1][0] and len(fence) >= len(opener[1]):
+            line_end = text.find("\n", m.end() - 1)
+            regions.append((opener[0], len(text) if line_end < 0 else line_end))
+            opener = None
+    if opener is not None:  # an unclosed fence runs to the end, as in CommonMark
+        regions.append((opener[0], len(text)))
+    return regions
+
+
+def _inside(regions: list[tuple[int, int]], pos: int) -> bool:
+    return any(a <= pos < b for a, b in regions)
+
+
+def sections(text: str):
+    """Yield a Section per heading (its heading line included), with the path of titles above it."""
+    padded = "\n" + text + "\n"
+    regions = _excluded_regions(text, padded)
+    heads: list[tuple[int, int, str]] = []  # (start of the heading, level, title)
+    for m in _ATX.finditer(padded):
+        if m.group(2) is not None and m.group(2).strip() and not (regions and _inside(regions, m.start())):
+            heads.append((m.start(), len(m.group(1)), m.group(2)))
+    for m in _SETEXT_UNDERLINE.finditer(padded):
+        line_start = text.rfind("\n", 0, max(0, m.start() - 1)) + 1
+        if line_start >= m.start() or (regions and _inside(regions, m.start())):
+            continue
+        title = text[line_start : m.start() - 1]
+        before = text[max(0, line_start - 2) : line_start]
+        if _NOT_A_HEADING_LINE.match(title) or (line_start > 0 and before != "\n\n"):
+            continue
+        heads.append((line_start, 1 if m.group(1)[0] == "=" else 2, title))
+    heads.sort()
+    stack: list[tuple[int, str]] = []
+    pos = 0
+    for start, level, title in heads:
+        if start > pos:
+            yield Section(text[pos:start], tuple(t for _, t in stack))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, clean_title(title)))
+        pos = start
+    if pos < len(text):
+        yield Section(text[pos:], tuple(t for _, t in stack))

@@ -1,0 +1,78 @@
+"""The catalog as data: well-formed, self-consistent, and judged correctly for a CPU and a CUDA machine."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from ftstudio.basemodels.catalog import find_entry, full_precision_sibling, load_catalog
+from ftstudio.basemodels.checks import GGUF_ARCHITECTURES, catalog_fits, check_entry
+from ftstudio.basemodels.memory import ModelShape
+
+CATALOG = load_catalog()
+SEED = ("unsloth/llama-3-8b-Instruct-bnb-4bit", "unsloth/Phi-3-mini-4k-instruct", "unsloth/Qwen2-1.5B-Instruct")
+
+
+def test_catalog_holds_the_seed_examples_and_unique_well_formed_ids():
+    ids = [e.id for e in CATALOG]
+    assert len(ids) == len(set(i.lower() for i in ids))
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+", i) for i in ids)
+    assert set(SEED) <= set(ids)
+    assert {"llama", "qwen2", "phi3", "mistral"} <= {e.architecture for e in CATALOG}
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.id)
+def test_entry_facts_agree_with_its_shape(entry):
+    assert entry.architecture in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    assert entry.context >= 4096 and entry.license and entry.chat_template
+    # The published parameter count is recomputed from the architecture's numbers: a wrong number shows here.
+    counted = ModelShape.from_config(entry.shape, entry.architecture).parameters()
+    assert counted / 1e9 == pytest.approx(entry.params, rel=0.01)
+    if entry.bnb_4bit:
+        sibling = find_entry(entry.full_precision)
+        assert sibling is not None and not sibling.bnb_4bit and sibling.shape == entry.shape
+    else:
+        assert entry.full_precision is None
+
+
+def test_four_bit_entries_are_refused_on_cpu_with_their_sibling_and_fine_on_cuda(cpu_machine, cuda_machine):
+    entry = find_entry("unsloth/llama-3-8b-Instruct-bnb-4bit")
+    on_cpu = check_entry(entry, cpu_machine)
+    assert on_cpu.verdict == "error" and on_cpu.exit_code == 3
+    assert any("CUDA" in r for r in on_cpu.reasons)
+    assert any("unsloth/llama-3-8b-Instruct" in s and "--method lora" in s for s in on_cpu.suggestions)
+    on_gpu = check_entry(entry, cuda_machine)
+    assert on_gpu.verdict in ("ok", "warn") and on_gpu.info["effective_method"] == "qlora"
+    assert on_gpu.estimates["qlora"].total < cuda_machine.vram_total
+
+
+def test_too_big_for_ram_is_an_error_that_names_a_model_that_fits(cpu_machine):
+    result = check_entry(find_entry("Qwen/Qwen2.5-7B-Instruct"), cpu_machine, seq_len=2048)
+    assert result.verdict == "error"
+    memory = next(f for f in result.findings if f.check == "memory")
+    assert memory.level == "error" and "24.0 GiB RAM" in memory.message
+    assert "smaller model such as" in memory.suggestion
+
+
+def test_gguf_support_is_marked_per_architecture(cpu_machine):
+    for entry in CATALOG:
+        result = check_entry(entry, cpu_machine)
+        assert result.info["gguf_export"] == (entry.architecture in GGUF_ARCHITECTURES)
+    gemma = check_entry(find_entry("google/gemma-2-2b-it"), cpu_machine)
+    assert any("GGUF export does not support the gemma2" in r for r in gemma.reasons)
+
+
+def test_listing_puts_usable_small_models_first(cpu_machine, cuda_machine):
+    rows = catalog_fits(cpu_machine)
+    ranks = [("ok", "warn", "error").index(r.verdict) for _, r in rows]
+    assert ranks == sorted(ranks)
+    assert rows[0][0].id == "Qwen/Qwen2.5-0.5B-Instruct" and rows[0][1].verdict == "ok"
+    assert all(r.verdict == "error" for e, r in rows if e.bnb_4bit)
+    assert not any(r.verdict == "error" for e, r in catalog_fits(cuda_machine) if e.bnb_4bit)
+
+
+def test_sibling_by_name_when_not_in_the_catalog():
+    assert full_precision_sibling("someone/Model-7B-bnb-4bit") == "someone/Model-7B"
+    assert full_precision_sibling("someone/Model-7B") is None

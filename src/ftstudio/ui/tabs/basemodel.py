@@ -57,7 +57,13 @@ def build(ctx) -> None:
         "or a local folder holding one. The verdicts use this project's training settings."
     )
     with gr.Accordion("Catalog: curated models and whether they fit this machine", open=True):
-        catalog = gr.Dataframe(headers=CATALOG_COLUMNS, interactive=False, wrap=True, max_height=320)
+        catalog = gr.Dataframe(
+            headers=CATALOG_COLUMNS,
+            interactive=False,
+            wrap=True,
+            max_height=320,
+            column_widths=["24%", "7%", "8%", "10%", "7%", "44%"],
+        )
         gr.Markdown("Click a row to put its id in the field below.")
     current = gr.Markdown()
     with gr.Row():

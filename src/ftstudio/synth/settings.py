@@ -6,10 +6,42 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+ProviderName = Literal["ollama", "openrouter", "openai"]
+
 
 class SynthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["ollama", "openrouter", "openai"] = Field("ollama", description="Where the helper model runs.")
+    provider: ProviderName = Field("ollama", description="Where the helper model runs.")
     model: str | None = Field(None, description="Helper model name as the provider lists it (e.g. llama3:8b).")
     base_url: str | None = Field(None, description="Provider address; the provider's default when empty.")
+    pairs_per_chunk: int = Field(5, ge=1, le=50, description="Question-answer pairs asked for in each request.")
+    concurrency: int | None = Field(
+        None, ge=1, le=512, description="Requests in flight; empty: the provider's default (Ollama 4, cloud 16)."
+    )
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature of the helper model.")
+    seed: int | None = Field(None, description="Sampling seed passed to the helper (when it supports one).")
+    num_ctx: int | None = Field(None, ge=256, description="Ollama context window (num_ctx); empty: the model's.")
+    max_tokens: int = Field(2048, ge=64, description="Most tokens the helper may write per request.")
+    timeout_s: float = Field(300, gt=0, description="Seconds one request may take before it is retried.")
+    max_attempts: int = Field(5, ge=1, le=20, description="Tries per request (rate limits, 5xx, timeouts).")
+    audience: str = Field(
+        "a curious adult learner", description="Who the questions are for; sets level and style of the pairs."
+    )
+    style: str = Field(
+        "clear, self-contained questions; complete answers in full sentences",
+        description="How the questions and answers should read.",
+    )
+    min_question_chars: int = Field(10, ge=1, description="Drop questions shorter than this.")
+    min_answer_chars: int = Field(20, ge=1, description="Drop answers shorter than this.")
+    max_answer_chars: int = Field(4000, ge=1, description="Drop answers longer than this.")
+    grounding_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the answer's content words that must appear in the source chunk (0 turns it off).",
+    )
+    duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="Drop a question this similar (shingle Jaccard) to one already in the file."
+    )
+    judge: bool = Field(False, description="Ask the helper a second time whether each answer is supported.")

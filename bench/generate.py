@@ -1,0 +1,178 @@
+"""Generation throughput against a server that answers every request after a fixed 50 ms, with no parallel limit.
+
+Run from the repository root:
+
+    PYTHONPATH=src python bench/generate.py            # c=64 with 2,000 requests, c=8 with 400, c=1 with 100
+    PYTHONPATH=src python bench/generate.py --quick    # fewer requests
+
+Three clients hit the same server (a separate process, so its CPU does not count as the client's):
+- `ftstudio generate`: the whole path (provider on aiohttp, run state in SQLite, parsing, filters, fsynced JSONL
+  appends), topic-only mode, one pair per request;
+- `ftstudio provider`: the provider's `chat` alone;
+- baseline `openai.AsyncOpenAI` (the official client, httpx inside), `max_retries=0`.
+Efficiency = ideal time (requests × 50 ms ÷ concurrency) ÷ measured time; goal ≥ 0.85 at concurrency 64.
+Client CPU per request is the process CPU time (all threads) of the client divided by the requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import time
+
+LATENCY_S = 0.05
+
+
+def serve(port: int, ready) -> None:
+    from aiohttp import web
+
+    counter = 0
+
+    async def models(request):
+        return web.json_response({"object": "list", "data": [{"id": "bench", "object": "model", "owned_by": "x"}]})
+
+    async def chat(request):
+        nonlocal counter
+        await request.read()
+        counter += 1
+        n = counter
+        await asyncio.sleep(LATENCY_S)
+        content = json.dumps(
+            {
+                "pairs": [
+                    {
+                        "question": f"Shop {n} sold {n * 7 % 1000} apples on day {n % 365}; how many in week {n}?",
+                        "answer": f"Shop {n} sold {n * 7 % 1000} apples on that day, so week {n} adds them up.",
+                    }
+                ]
+            }
+        )
+        return web.json_response(
+            {
+                "id": f"c{n}",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "bench",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    ready.set()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=4096)
+
+
+def measure(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def ftstudio_generate(base: str, requests: int, concurrency: int) -> None:
+    from ftstudio.project import Project
+    from ftstudio.synth.generate import generate
+    from ftstudio.synth.settings import SynthSettings
+
+    with tempfile.TemporaryDirectory() as root:
+        project = Project.create("bench", root)
+        settings = SynthSettings(
+            provider="openai", base_url=base, model="bench", pairs_per_chunk=1, concurrency=concurrency
+        )
+        summary = generate(project, settings, requests, topic="apples")
+        assert summary["written"] == requests and summary["requests"] == requests, summary
+
+
+def ftstudio_provider(base: str, requests: int, concurrency: int) -> None:
+    from ftstudio.synth.parsing import PAIRS_SCHEMA
+    from ftstudio.synth.providers import create
+
+    async def main() -> None:
+        async with create("openai", base_url=base, concurrency=concurrency) as provider:
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one() -> None:
+                async with sem:
+                    await provider.chat("bench", [{"role": "user", "content": "Write 1 pair."}], schema=PAIRS_SCHEMA)
+
+            await asyncio.gather(*(one() for _ in range(requests)))
+
+    asyncio.run(main())
+
+
+def openai_client(base: str, requests: int, concurrency: int) -> None:
+    import openai
+
+    async def main() -> None:
+        client = openai.AsyncOpenAI(base_url=base, api_key="none", max_retries=0)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with sem:
+                await client.chat.completions.create(
+                    model="bench", messages=[{"role": "user", "content": "Write 1 pair."}]
+                )
+
+        await asyncio.gather(*(one() for _ in range(requests)))
+        await client.close()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests (500 at c=64)")
+    args = parser.parse_args()
+    plan = [(64, 500 if args.quick else 2000), (8, 400), (1, 40 if args.quick else 100)]
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=serve, args=(port, ready), daemon=True)
+    server.start()
+    ready.wait(10)
+    time.sleep(0.5)
+    base = f"http://127.0.0.1:{port}/v1"
+    clients = [
+        ("ftstudio generate", ftstudio_generate),
+        ("ftstudio provider", ftstudio_provider),
+        ("openai.AsyncOpenAI", openai_client),
+    ]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, server latency {LATENCY_S * 1000:.0f} ms")
+    print(f"{'client':20} {'conc':>5} {'requests':>8} {'time s':>8} {'efficiency':>10} {'CPU ms/req':>10}")
+    results = {}
+    try:
+        for _, fn in clients:  # warm-up: imports and first connections are not what is measured
+            fn(base, 20, 8)
+        for concurrency, requests in plan:
+            ideal = requests * LATENCY_S / concurrency
+            for name, fn in clients:
+                wall, cpu = measure(lambda fn=fn, r=requests, c=concurrency: fn(base, r, c))
+                results[(name, concurrency)] = ideal / wall
+                print(
+                    f"{name:20} {concurrency:>5} {requests:>8} {wall:>8.2f} {ideal / wall:>10.2f} "
+                    f"{cpu / requests * 1000:>10.2f}",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+    for concurrency, _ in plan:
+        ours, theirs = results[("ftstudio generate", concurrency)], results[("openai.AsyncOpenAI", concurrency)]
+        print(f"c={concurrency}: ftstudio generate / openai client efficiency ratio = {ours / theirs:.2f}")
+    goal = results[("ftstudio generate", 64)]
+    print(f"goal (c=64 efficiency >= 0.85): {'met' if goal >= 0.85 else 'NOT met'} ({goal:.2f})")
+
+
+if __name__ == "__main__":
+    main()

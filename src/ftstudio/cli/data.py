@@ -1,0 +1,65 @@
+"""`ftstudio data`: validate and summarise data/sft_data.jsonl; import and export other forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("data")(data)
+
+
+def data(
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    import_: Annotated[
+        Path | None,  # noqa: UP007
+        typer.Option("--import", help="Append this ShareGPT/OpenAI/Alpaca JSONL file in canonical form."),
+    ] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Write the data to this file.")] = None,  # noqa: UP007
+    to: Annotated[Literal["sharegpt", "openai", "alpaca"], typer.Option("--to", help="Form for --export.")] = "openai",
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Validate data/sft_data.jsonl (bad lines by number, exit 1 if any) and show statistics."""
+    from ftstudio.project import Project
+    from ftstudio.synth import datafile
+
+    project = Project.open(name, root)
+    if import_ is not None:
+        result = datafile.import_file(project, import_)
+        emit(result, json, lambda: out.print(f"Imported {result['imported']} examples into {result['data']}"))
+        _report_bad(result["bad_lines"], import_)
+        raise typer.Exit(1 if result["bad_lines"] else 0)
+    if export is not None:
+        result = datafile.export_file(project, export, to)
+        emit(result, json, lambda: out.print(f"Exported {result['exported']} examples as {to} to {export}"))
+        return
+    summary = datafile.summarize(project, project.settings().synth.duplicate_threshold)
+    emit(summary, json, lambda: _render(summary))
+    _report_bad(summary["bad_lines"], project.sft_data)
+    raise typer.Exit(1 if summary["bad_lines"] else 0)
+
+
+def _report_bad(bad: list[dict], path: Path) -> None:
+    for b in bad:
+        err.print(f"{path}: line {b['line']}: {b['error']}", markup=False)
+
+
+def _render(s: dict) -> None:
+    out.print(f"{s['path']}: {s['examples']} examples ({', '.join(f'{k} {v}' for k, v in s['forms'].items())})")
+    for key in ("question_words", "answer_words"):
+        d = s[key]
+        out.print(f"{key.replace('_', ' ')}: min {d['min']}, median {d['median']}, mean {d['mean']}, max {d['max']}")
+    out.print(f"duplicates: {s['duplicates']['exact']} exact, {s['duplicates']['near']} near")
+    cov = s["coverage"]
+    if cov:
+        out.print(f"coverage: {cov['chunks_used']} of {cov['chunks']} chunks")
+        for d in cov["documents"]:
+            out.print(f"  {d['document']}: {d['chunks_used']}/{d['chunks']}")
+    if s["bad_lines"]:
+        out.print(f"{len(s['bad_lines'])} bad line(s), listed on stderr")

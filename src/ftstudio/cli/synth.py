@@ -1,0 +1,109 @@
+"""`ftstudio helpers` and `ftstudio generate`: the helper model writes training data."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
+from ftstudio.synth.settings import ProviderName, SynthSettings
+
+
+def _help(field: str) -> str:
+    """The option's help is the setting's own description (one source of truth)."""
+    return SynthSettings.model_fields[field].description or ""
+
+
+ProviderOpt = Annotated[
+    ProviderName | None,  # noqa: UP007 (typer reads Optional reliably)
+    typer.Option("--provider", help=_help("provider") + " openai: any OpenAI-compatible server."),
+]
+BaseUrlOpt = Annotated[
+    str | None,  # noqa: UP007
+    typer.Option("--base-url", help="Server address (ollama: OLLAMA_HOST; openai: e.g. http://127.0.0.1:8000/v1)."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("helpers")(helpers)
+    app.command("generate")(generate)
+
+
+def helpers(provider: ProviderOpt = "ollama", base_url: BaseUrlOpt = None, root: RootOpt = None, json: JsonOpt = False):
+    """List the helper models a provider offers (like `ollama list`), with context length and prices."""
+    from ftstudio.synth.helpers import list_helpers
+
+    models = list_helpers(provider or "ollama", base_url)
+    rows = [m.__dict__ for m in models]
+
+    def human() -> None:
+        for m in models:
+            price = f"${m.prompt_price * 1e6:.2f}/${m.completion_price * 1e6:.2f} per M tok" if m.prompt_price else ""
+            ctx = f"ctx {m.context_length}" if m.context_length else ""
+            out.print(f"{m.id:50} {ctx:12} {price} {m.details}".rstrip())
+        if not models:
+            out.print("No models.")
+
+    emit({"provider": provider, "models": rows}, json, human)
+
+
+def generate(
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    provider: ProviderOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help=_help("model"))] = None,  # noqa: UP007
+    base_url: BaseUrlOpt = None,
+    pairs: Annotated[int | None, typer.Option("--pairs", help="Pairs the run writes in all (default 100).")] = None,  # noqa: UP007
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help=_help("concurrency"))] = None,  # noqa: UP007
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="Narrow to chunks matching this; alone: topic-only.")
+    ] = None,  # noqa: UP007,E501
+    topic_only: Annotated[bool, typer.Option("--topic-only", help="Ignore the documents; write from --topic.")] = False,
+    pairs_per_chunk: Annotated[int | None, typer.Option("--per-chunk", help=_help("pairs_per_chunk"))] = None,  # noqa: UP007
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more USD.")] = None,  # noqa: UP007
+    judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help=_help("judge"))] = None,  # noqa: UP007
+    fresh: Annotated[bool, typer.Option("--fresh", help="Close an unfinished run instead of resuming it.")] = False,
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
+
+    --provider, --model, --base-url, --concurrency, --per-chunk and --judge are saved in project.toml for the next
+    run; API keys come from the environment (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
+    """
+    from ftstudio.project import Project
+    from ftstudio.synth.generate import generate as run_generate
+
+    project = Project.open(name, root)
+    changes = {
+        "provider": provider, "model": model, "base_url": base_url, "concurrency": concurrency,
+        "pairs_per_chunk": pairs_per_chunk, "judge": judge,
+    }  # fmt: skip
+    given = {k: v for k, v in changes.items() if v is not None}
+    settings = project.update_settings("synth", **given).synth if given else project.settings().synth
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # finish in-flight writes, then stop
+    try:
+        with progress_bar("generating") as bar:
+            summary = run_generate(
+                project, settings, pairs, topic=topic, topic_only=topic_only, max_cost=max_cost,
+                progress=bar, cancel=cancel,
+            )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    emit(summary, json, lambda: _render(summary))
+    if summary["status"] != "done":
+        err.print(f"stopped ({summary['stop_reason']}): run `ftstudio generate {name}` again to resume")
+        raise typer.Exit(130 if summary["stop_reason"] == "cancelled" else 1)
+
+
+def _render(s: dict) -> None:
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none"
+    out.print(f"Wrote {s['written']} of {s['target']} pairs to {s['data']} (run {s['run']}, {s['seconds']} s)")
+    out.print(f"dropped: {dropped}")
+    out.print(
+        f"requests {s['requests']} (retries {s['retries']}, failed {s['failures']}), "
+        f"tokens {s['tokens']['in']} in / {s['tokens']['out']} out, cost ${s['cost_usd']:.4f}"
+    )

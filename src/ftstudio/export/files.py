@@ -1,0 +1,54 @@
+"""Writing export outputs so that a crash, a Ctrl-C or a full disk never leaves a partial file behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ftstudio.errors import Unavailable
+
+
+@contextmanager
+def staged_dir(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside `dest` that replaces `dest` when the block succeeds and vanishes when it fails."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        yield work
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(work, dest)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def staged_file(dest: Path) -> Iterator[Path]:
+    """A temporary path beside `dest`, renamed to `dest` when the block succeeds and deleted when it fails."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_disk(folder: Path, needed: int, what: str) -> None:
+    """Raise Unavailable before writing when `folder`'s disk has less than `needed` bytes (plus 5%) free."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed * 1.05:
+        raise Unavailable(
+            f"not enough disk space for {what}: about {needed / 2**20:,.0f} MiB needed, "
+            f"{free / 2**20:,.0f} MiB free on the disk of {folder}",
+            hint="free some space (old exports, checkpoints) or move the workspace with --root",
+        )

@@ -1,0 +1,1 @@
+"""GGUF export written on the `gguf` Python package: tensor maps per architecture, tokenizer, quantization."""

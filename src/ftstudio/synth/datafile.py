@@ -1,0 +1,131 @@
+"""The user's view of `data/sft_data.jsonl`: validation, statistics, import from and export to other forms."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ftstudio.dataset import Example, LineError, append_records, iter_lines, read_dataset
+from ftstudio.errors import BadInput, NotFound
+from ftstudio.project import Project
+from ftstudio.synth.quality import DuplicateIndex, words
+from ftstudio.synth.sources import open_source
+
+FORMS = ("alpaca", "sharegpt", "openai")
+
+
+def _lengths(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"min": 0, "median": 0, "mean": 0, "max": 0}
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "mean": round(statistics.fmean(values), 1),
+        "max": max(values),
+    }
+
+
+def summarize(project: Project, duplicate_threshold: float = 0.8) -> dict[str, Any]:
+    """Validate the file and describe it: counts, forms, lengths in words, duplicates, document coverage."""
+    data = read_dataset(project.sft_data)
+    exact = Counter(" ".join(words(e.prompt)) for e in data.examples)
+    index = DuplicateIndex(duplicate_threshold)
+    near = sum(not index.add_if_new(e.prompt) for e in data.examples)
+    used = {int(c) for e in data.examples for c in (e.meta.get("chunk_ids") or []) if isinstance(c, int)}
+    summary: dict[str, Any] = {
+        "path": str(data.path),
+        "examples": len(data.examples),
+        "bad_lines": [{"line": e.line, "error": e.message} for e in data.errors],
+        "forms": dict(Counter(e.form for e in data.examples)),
+        "question_words": _lengths([len(words(e.prompt)) for e in data.examples]),
+        "answer_words": _lengths([len(words(e.answer)) for e in data.examples]),
+        "duplicates": {"exact": sum(n - 1 for n in exact.values() if n > 1), "near": near},
+        "coverage": _coverage(project, used),
+    }
+    return summary
+
+
+def _coverage(project: Project, used: set[int]) -> dict[str, Any] | None:
+    with open_source(project.knowledge_db) as source:
+        if source is None:
+            return None
+        ids = source.ids(None)
+        chunks = source.get(tuple(ids))
+        per_doc: dict[str, list[int]] = {}
+        for c in chunks:
+            per_doc.setdefault(c.document, [0, 0])
+            per_doc[c.document][0] += 1
+            per_doc[c.document][1] += c.id in used
+        return {
+            "chunks": len(ids),
+            "chunks_used": len(used & set(ids)),
+            "documents": [{"document": d, "chunks": n, "chunks_used": u} for d, (n, u) in sorted(per_doc.items())],
+        }
+
+
+def read_any(path: Path) -> tuple[list[Example], list[LineError]]:
+    """Examples of a JSONL file in any accepted form, or a JSON array of such objects."""
+    if not path.is_file():
+        raise NotFound(f"no file {path}", hint="give the path of a .jsonl (or .json) file")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        from ftstudio.dataset import parse_record
+
+        examples, errors = [], []
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(f"{path}: not valid JSON ({exc})", hint="fix the file or save it as JSONL") from exc
+        for i, obj in enumerate(items, 1):
+            try:
+                examples.append(parse_record(obj, i))
+            except ValueError as exc:
+                errors.append(LineError(i, f"item {i}: {exc}"))
+        return examples, errors
+    examples, errors = [], []
+    for _, item in iter_lines(path):
+        (errors if isinstance(item, LineError) else examples).append(item)
+    return examples, errors
+
+
+def import_file(project: Project, path: Path) -> dict[str, Any]:
+    """Append the examples of `path` (ShareGPT, OpenAI messages or Alpaca) to the project's file, canonicalised."""
+    examples, errors = read_any(path)
+    records = []
+    for e in examples:
+        record = e.to_canonical()
+        record.setdefault("meta", {})["imported_from"] = path.name
+        records.append(record)
+    written = append_records(project.sft_data, records)
+    return {
+        "imported": written,
+        "source": str(path),
+        "bad_lines": [{"line": e.line, "error": e.message} for e in errors],
+        "data": str(project.sft_data),
+    }
+
+
+def export_file(project: Project, path: Path, form: str) -> dict[str, Any]:
+    """Write the project's examples to `path` in `form` (whole file replaced atomically); bad lines are skipped."""
+    if form not in FORMS:
+        raise BadInput(f"unknown export form {form!r}", hint=f"use one of {', '.join(FORMS)}")
+    data = read_dataset(project.sft_data)
+    lines = []
+    for e in data.examples:
+        if form == "sharegpt":
+            record = e.to_sharegpt()
+        elif form == "openai":
+            record = e.to_openai()
+        else:
+            record = e.to_canonical()
+            record.pop("meta", None)
+            if "messages" in record:
+                continue  # multi-turn has no Alpaca form
+        lines.append(json.dumps(record, ensure_ascii=False))
+    from ftstudio.fsutil import atomic_write_text
+
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return {"exported": len(lines), "to": form, "path": str(path), "skipped_bad_lines": len(data.errors)}

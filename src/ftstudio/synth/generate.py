@@ -1,0 +1,513 @@
+"""Generation: a helper model writes question-answer pairs, grounded in the knowledge store, into sft_data.jsonl.
+
+`generate(project, settings, pairs=N, ...)` writes exactly N pairs (or stops for a stated reason), running
+`settings.concurrency` requests at once. Each request carries one chunk (drawn so the whole store is covered before
+any chunk is reused) or, in topic-only mode, just the topic; its reply is parsed, filtered (length, grounding,
+optional judge, near-duplicates) and appended whole-line to the file. Rate limits, 5xx and timeouts are retried with
+exponential back-off and jitter honouring Retry-After; a missing server, key or model stops the run with
+`Unavailable`. State lives in the project (see state.py), so the next call resumes an interrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftstudio.dataset import LineError, append_records, iter_lines, repair_torn_tail
+from ftstudio.errors import BadInput, Cancelled, NotFound, Unavailable
+from ftstudio.progress import ProgressFn, report
+from ftstudio.project import Project
+from ftstudio.synth import prompts
+from ftstudio.synth.parsing import PAIRS_SCHEMA, Pair, extract_json, parse_pairs
+from ftstudio.synth.providers import Completion, Provider, ProviderError, create
+from ftstudio.synth.quality import DuplicateIndex, content_terms, grounding_score, length_problem
+from ftstudio.synth.settings import SynthSettings
+from ftstudio.synth.sources import ChunkSource, SourceChunk, open_source
+from ftstudio.synth.state import RunRecord, RunState, Task, now, run_summary
+
+STATE_FILE = "generate.db"
+FATAL_STREAK = 3  # this many requests in a row failing the same way (after their retries) stop the run
+# Finished pairs are appended at most this often (one fsync and one SQLite commit per batch); pairs not yet
+# appended at a crash are not lost: their tasks are still pending and are sent again on resume.
+FLUSH_INTERVAL_S = 0.25
+STALE_MIN = 20  # replies in a row with no new pair (all dropped) before a run is called exhausted
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"supported": {"type": "boolean"}},
+    "required": ["supported"],
+    "additionalProperties": False,
+}
+
+
+@dataclass
+class _Outcome:
+    task: Task
+    pairs: list[Pair] = field(default_factory=list)
+    chunks: list[SourceChunk] = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    requests: int = 0
+    retries: int = 0
+    error: ProviderError | None = None
+
+
+def _deadline(seconds: float):
+    """A per-request time limit without the extra task `asyncio.wait_for` costs (Python 3.11+)."""
+    if hasattr(asyncio, "timeout"):
+        return asyncio.timeout(seconds)
+    return contextlib.nullcontext()  # 3.10: the provider's own session timeout (same value) applies
+
+
+def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds to wait before try `attempt + 1`: the server's Retry-After if given, else capped exponential + jitter."""
+    if retry_after is not None:
+        return min(retry_after, BACKOFF_CAP_S * 4) + rng.uniform(0, 0.1)
+    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)
+
+
+class _Generator:
+    def __init__(
+        self,
+        project: Project,
+        settings: SynthSettings,
+        provider: Provider,
+        state: RunState,
+        run: RunRecord,
+        source: ChunkSource | None,
+        *,
+        max_cost: float | None,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ):
+        self.project, self.settings, self.provider, self.state, self.run = project, settings, provider, state, run
+        self.source, self.max_cost, self.progress, self.cancel = source, max_cost, progress, cancel
+        self.helper = f"{provider.name}:{settings.model}"
+        self.rng = random.Random()
+        self.dupes = DuplicateIndex(settings.duplicate_threshold)
+        kind = "generate" if run.mode == "grounded" else "topic"
+        self.template = prompts.load_template(project.dir, kind)
+        self.judge_template = prompts.load_template(project.dir, "judge") if settings.judge else None
+        self.price_bound: float | None = None  # upper bound of one request's cost, when prices are known
+        self.max_seen_cost = 0.0
+        self.streak: tuple[str | None, int] = (None, 0)
+        self.fatal: ProviderError | None = None
+
+    # -- the file is the truth ----------------------------------------------------------------------------------
+    def load_existing(self) -> None:
+        """Index the questions already in the file and count this run's pairs in it (repairing a torn tail)."""
+        path = self.project.sft_data
+        repair_torn_tail(path)
+        per_task: Counter = Counter()
+        if path.exists():
+            for _, item in iter_lines(path):
+                if isinstance(item, LineError):
+                    continue
+                self.dupes.add_if_new(item.prompt)
+                if item.meta.get("run") == self.run.id and isinstance(item.meta.get("task"), int):
+                    per_task[item.meta["task"]] += 1
+        self.run.written = sum(per_task.values())
+        self.state.reconcile(self.run.id, dict(per_task))
+
+    # -- one request ----------------------------------------------------------------------------------------------
+    def prompt_for(self, chunks: list[SourceChunk]) -> str:
+        s = self.settings
+        common = {"k": s.pairs_per_chunk, "audience": s.audience, "style": s.style}
+        if self.run.mode == "grounded":
+            c = chunks[0]
+            return self.template.substitute(common, chunk=c.text, document=c.document, location=c.location or "-")
+        return self.template.substitute(common, topic=self.run.topic or "")
+
+    async def call(self, out: _Outcome, content: str, schema: dict[str, Any]) -> Completion:
+        """One chat with retries; counts requests, retries, tokens and cost into `out`."""
+        s = self.settings
+        for attempt in range(1, s.max_attempts + 1):
+            out.requests += 1
+            try:
+                async with _deadline(s.timeout_s):
+                    result = await self.provider.chat(
+                        s.model or "",
+                        [{"role": "user", "content": content}],
+                        schema=schema,
+                        temperature=s.temperature,
+                        seed=s.seed,
+                        max_tokens=s.max_tokens,
+                        num_ctx=s.num_ctx,
+                    )
+            except asyncio.TimeoutError:
+                error = ProviderError("timeout", f"no reply within {s.timeout_s:g} s (timeout_s)")
+            except ProviderError as exc:
+                error = exc
+            else:
+                out.tokens_in += result.tokens_in
+                out.tokens_out += result.tokens_out
+                out.cost += result.cost_usd or 0.0
+                return result
+            if not error.retryable or attempt == s.max_attempts:
+                raise error
+            out.retries += 1
+            await asyncio.sleep(backoff_delay(attempt, error.retry_after, self.rng))
+        raise AssertionError("unreachable")
+
+    async def work(self, task: Task) -> _Outcome:
+        out = _Outcome(task)
+        try:
+            try:
+                out.chunks = self.source.get(task.chunk_ids) if self.source and task.chunk_ids else []
+            except NotFound:
+                # The document changed since this task was assigned (re-ingested): its chunk is gone.
+                out.dropped["chunk_gone"] += 1
+                return out
+            reply = await self.call(out, self.prompt_for(out.chunks), PAIRS_SCHEMA)
+            try:
+                pairs = parse_pairs(reply.text)
+            except ValueError:
+                out.dropped["unparseable_reply"] += 1
+                return out
+            source_terms = {t for c in out.chunks for t in content_terms(c.text)}
+            for pair in pairs:
+                reason = self.check(pair, source_terms)
+                if reason is None and self.judge_template and out.chunks:
+                    reason = await self.judge(out, pair)
+                if reason:
+                    out.dropped[reason] += 1
+                else:
+                    out.pairs.append(pair)
+        except ProviderError as exc:
+            out.error = exc
+        return out
+
+    def check(self, pair: Pair, source_terms: set[str]) -> str | None:
+        s = self.settings
+        reason = length_problem(
+            pair.question, pair.answer, min_q=s.min_question_chars, min_a=s.min_answer_chars, max_a=s.max_answer_chars
+        )
+        if reason:
+            return reason
+        threshold = s.grounding_threshold
+        if source_terms and threshold > 0 and grounding_score(pair.answer, source_terms) < threshold:
+            return "ungrounded"
+        return None
+
+    async def judge(self, out: _Outcome, pair: Pair) -> str | None:
+        assert self.judge_template is not None
+        content = self.judge_template.substitute(
+            chunk="\n\n".join(c.text for c in out.chunks), question=pair.question, answer=pair.answer
+        )
+        reply = await self.call(out, content, JUDGE_SCHEMA)
+        try:
+            verdict = extract_json(reply.text)
+        except ValueError:
+            return "judge_unreadable"
+        return None if isinstance(verdict, dict) and verdict.get("supported") is True else "judge_rejected"
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+    def request_cost_bound(self) -> float:
+        if self.price_bound is not None:
+            return self.price_bound
+        return self.max_seen_cost * 2
+
+    def records_for(self, out: _Outcome, pairs: list[Pair]) -> list[dict[str, Any]]:
+        meta_common: dict[str, Any] = {
+            "chunk_ids": list(out.task.chunk_ids),
+            "document": out.chunks[0].document if out.chunks else None,
+            "helper": self.helper,
+            "created_at": now(),
+            "run": self.run.id,
+            "task": out.task.id,
+        }
+        if self.run.mode == "topic":
+            meta_common["topic"] = self.run.topic
+        return [{"instruction": p.question, "output": p.answer, "meta": dict(meta_common)} for p in pairs]
+
+    def note_failure(self, error: ProviderError) -> None:
+        kind, count = self.streak
+        self.streak = (error.kind, count + 1 if kind == error.kind else 1)
+        if (not error.retryable and error.kind != "bad_request") or self.streak[1] >= FATAL_STREAK:
+            self.fatal = self.fatal or error
+
+    def emit(self, accepted: int) -> None:
+        if self.progress is None:
+            return
+        r = self.run
+        dropped = sum(r.dropped.values())
+        cost = f" · ${r.cost_usd:.4f}" if r.cost_usd else ""
+        report(
+            self.progress,
+            "generate",
+            accepted,
+            r.target,
+            f"{dropped} dropped · {r.failures} failed · {r.tokens_in + r.tokens_out} tok{cost}",
+            written=accepted,
+            dropped=dict(r.dropped),
+            failures=r.failures,
+            requests=r.requests,
+            retries=r.retries,
+            tokens_in=r.tokens_in,
+            tokens_out=r.tokens_out,
+            cost_usd=r.cost_usd,
+        )
+
+    async def run_loop(self) -> None:
+        s, run = self.settings, self.run
+        concurrency = s.concurrency or self.provider.default_concurrency
+        queue = deque(self.state.pending_tasks(run.id))  # assigned by an earlier session, never finished
+        inflight: dict[asyncio.Future, Task] = {}
+        # Finished requests arrive here (cheaper than asyncio.wait over every in-flight future each time).
+        results: asyncio.Queue[asyncio.Future | None] = asyncio.Queue()
+        buffer: list[dict[str, Any]] = []
+        finished: list[tuple[int, int]] = []
+        writer: asyncio.Task | None = None
+        accepted = run.written
+        kept_total, done_requests, stale = 0, 0, 0
+        last_flush = time.monotonic()
+        stale_limit = max(STALE_MIN, 2 * concurrency, min(self.state.candidate_count, 200))
+
+        async def flush(records: list[dict[str, Any]], tasks: list[tuple[int, int]]) -> None:
+            # The lines reach the file (fsynced) before their tasks are marked done: a crash in between is
+            # reconciled from the file on resume.
+            if records:
+                await asyncio.to_thread(append_records, self.project.sft_data, records)
+            run.written += len(records)
+            self.state.finish_tasks(tasks, run)
+
+        def stopping() -> bool:
+            if self.cancel is not None and self.cancel.is_set() and run.stop_reason is None:
+                run.stop_reason = "cancelled"
+            return run.stop_reason is not None or self.fatal is not None
+
+        def how_many_to_send() -> int:
+            yield_est = max(0.25, kept_total / done_requests) if done_requests else s.pairs_per_chunk
+            n = 0
+            while len(inflight) + n < concurrency and not stopping():
+                busy = len(inflight) + n
+                if accepted + busy * yield_est >= run.target:
+                    break
+                if self.max_cost is not None:
+                    bound = self.request_cost_bound()
+                    if run.cost_usd + (busy + 1) * bound > self.max_cost:
+                        if not busy:
+                            run.stop_reason = "max_cost"
+                        break
+                    if bound == 0 and self.price_bound is None and done_requests == 0 and busy:
+                        break  # price unknown: learn it from one reply before sending more
+                n += 1
+            return n
+
+        async def watch_cancel(event: threading.Event) -> None:
+            while not event.is_set():
+                await asyncio.sleep(0.1)
+            results.put_nowait(None)  # wakes the loop, which then sees stopping()
+
+        watcher = asyncio.ensure_future(watch_cancel(self.cancel)) if self.cancel is not None else None
+        self.emit(accepted)
+        while True:
+            n = how_many_to_send()
+            if n:
+                tasks = [queue.popleft() for _ in range(min(n, len(queue)))]
+                tasks += self.state.assign_many(run.id, n - len(tasks), with_chunk=self.source is not None)
+                for task in tasks:
+                    fut = asyncio.ensure_future(self.work(task))
+                    fut.add_done_callback(results.put_nowait)
+                    inflight[fut] = task
+            if writer is not None and writer.done():
+                writer.result()
+                writer = None
+            due = not inflight or time.monotonic() - last_flush >= FLUSH_INTERVAL_S or accepted >= run.target
+            if writer is None and (buffer or finished) and due:
+                writer = asyncio.ensure_future(flush(buffer, finished))
+                buffer, finished = [], []
+                last_flush = time.monotonic()
+            if not inflight:
+                if writer is not None:
+                    await writer
+                    writer = None
+                    continue
+                if accepted >= run.target or stopping():
+                    break
+                continue
+            if stopping() and (run.stop_reason == "cancelled" or self.fatal is not None):
+                for t in inflight:
+                    t.cancel()  # their tasks stay pending and are sent again on resume
+                await asyncio.gather(*inflight, return_exceptions=True)
+                inflight.clear()
+                continue
+            done = [await results.get()]  # the cancel watcher wakes this up too
+            while not results.empty():
+                done.append(results.get_nowait())
+            for fut in done:
+                if fut is None or inflight.pop(fut, None) is None or fut.cancelled():
+                    continue
+                out: _Outcome = fut.result()
+                run.requests += out.requests
+                run.retries += out.retries
+                run.tokens_in += out.tokens_in
+                run.tokens_out += out.tokens_out
+                run.cost_usd += out.cost
+                self.max_seen_cost = max(self.max_seen_cost, out.cost)
+                if out.error is not None:
+                    run.failures += 1
+                    self.note_failure(out.error)
+                    queue.append(out.task)  # same chunk, later (still pending, so a resume would send it too)
+                    continue
+                self.streak = (None, 0)
+                done_requests += 1
+                keep: list[Pair] = []
+                for pair in out.pairs:
+                    if accepted + len(keep) >= run.target:
+                        break  # exactly N: surplus pairs of the last replies are not written
+                    if self.dupes.add_if_new(pair.question):
+                        keep.append(pair)
+                    else:
+                        out.dropped["duplicate"] += 1
+                for reason, n in out.dropped.items():
+                    run.dropped[reason] = run.dropped.get(reason, 0) + n
+                kept_total += len(keep)
+                accepted += len(keep)
+                stale = 0 if keep else stale + 1
+                if stale >= stale_limit and run.stop_reason is None:
+                    # The helper keeps repeating itself or failing the filters: more requests only cost more.
+                    run.stop_reason = "exhausted"
+                buffer.extend(self.records_for(out, keep))
+                finished.append((out.task.id, len(keep)))
+            self.emit(accepted)
+        if watcher is not None:
+            watcher.cancel()
+        self.emit(run.written)
+
+
+def _resolve_run(
+    state: RunState, pairs: int | None, mode: str, topic: str | None, settings: SynthSettings, fresh: bool
+) -> RunRecord:
+    existing = state.unfinished_run()
+    if existing and fresh:
+        state.abandon(existing.id)
+        existing = None
+    mismatch = existing is not None and (existing.mode, existing.topic or None) != (mode, topic or None)
+    if mismatch and existing.written == 0 and not state.pending_tasks(existing.id):
+        state.abandon(existing.id)  # it never got going (e.g. the server was down): nothing to keep
+        existing = None
+    if existing:
+        if (existing.mode, existing.topic or None) != (mode, topic or None):
+            raise BadInput(
+                f"run {existing.id} is unfinished ({existing.written} of {existing.target} pairs, "
+                f"mode {existing.mode}, topic {existing.topic!r}); this call asks for mode {mode}, topic {topic!r}",
+                hint="repeat the run's own options to finish it, or pass --fresh to close it and start anew",
+            )
+        if pairs is not None:
+            existing.target = max(pairs, existing.written)
+            state.conn.execute("UPDATE runs SET target = ? WHERE id = ?", (existing.target, existing.id))
+        existing.provider, existing.model = settings.provider, settings.model
+        existing.status, existing.stop_reason = "running", None
+        return existing
+    return state.new_run(pairs or 100, mode, topic, settings.provider, settings.model or "")
+
+
+async def _preflight(provider: Provider, settings: SynthSettings) -> float | None:
+    """Check the server, key and model before any chunk is assigned; return a cost bound per request if priced."""
+    try:
+        info = await provider.check(settings.model or "")
+    except ProviderError as exc:
+        raise exc.to_unavailable() from None
+    if info is None or info.prompt_price is None or info.completion_price is None:
+        return None
+    # Prompt ≈ template + chunk; ~4 characters per token, generously rounded up.
+    return 4096 * info.prompt_price + settings.max_tokens * info.completion_price
+
+
+def generate(
+    project: Project,
+    settings: SynthSettings,
+    pairs: int | None = None,
+    *,
+    topic: str | None = None,
+    topic_only: bool = False,
+    max_cost: float | None = None,
+    api_key: str | None = None,
+    fresh: bool = False,
+    provider: Provider | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Generate pairs into `project.sft_data` until the run has `pairs` (resuming an unfinished run first).
+
+    Returns the run's summary (`written`, `dropped` by reason, `requests`, `retries`, `tokens`, `cost_usd`,
+    `status`, `stop_reason`). Raises BadInput (no model, nothing to ground on and no topic), Unavailable (server,
+    key or model missing, or repeated failures of one kind; the run is kept for resuming). A run stopped by
+    `cancel` or `max_cost` returns with status "stopped" and its reason.
+    """
+    if not settings.model:
+        raise BadInput("no helper model chosen", hint="pass --model (see `ftstudio helpers`) or set synth.model")
+    if pairs is not None and pairs < 1:
+        raise BadInput(f"--pairs must be at least 1, got {pairs}", hint="ask for the number of pairs to write")
+    started = time.monotonic()
+    with open_source(project.knowledge_db) as source:
+        if topic_only:
+            source = None
+        if source is None and not topic:
+            raise BadInput(
+                f"project {project.name!r} has no documents in its knowledge store and no topic was given",
+                hint=f"ingest documents first (`ftstudio ingest {project.name} PATH`) or pass --topic "
+                '"Generate 5th-grade math questions and answers"',
+            )
+        mode = "grounded" if source is not None else "topic"
+        prompts.ensure_templates(project.dir)
+        with RunState.open(project.dir / STATE_FILE) as state:
+            candidates = source.ids(topic) if source is not None else []  # BadInput before any run is recorded
+            run = _resolve_run(state, pairs, mode, topic, settings, fresh)
+            if source is not None:
+                state.load_candidates(candidates)
+            helper = provider or create(
+                settings.provider,
+                base_url=settings.base_url,
+                api_key=api_key,
+                concurrency=settings.concurrency or 64,
+                timeout=settings.timeout_s,
+            )
+            gen = _Generator(
+                project, settings, helper, state, run, source, max_cost=max_cost, progress=progress, cancel=cancel
+            )
+            gen.load_existing()
+
+            async def main() -> None:
+                try:
+                    if run.written < run.target:
+                        gen.price_bound = await _preflight(helper, settings)
+                        await gen.run_loop()
+                finally:
+                    if provider is None:
+                        await helper.aclose()
+
+            try:
+                asyncio.run(main())
+            except Unavailable:
+                run.status, run.stop_reason = "failed", "unavailable"
+                state.save_run(run)
+                raise
+            except (KeyboardInterrupt, Cancelled):
+                run.status, run.stop_reason = "stopped", "cancelled"
+                state.save_run(run)
+                raise
+            if gen.fatal is not None:
+                run.status, run.stop_reason = "failed", gen.fatal.kind
+                state.save_run(run)
+                raise Unavailable(
+                    f"{gen.fatal.message} — stopped after {run.written} of {run.target} pairs "
+                    f"({run.failures} failed requests)",
+                    hint=(gen.fatal.hint or "fix the cause") + f"; `ftstudio generate {project.name}` then resumes",
+                )
+            run.status = "done" if run.written >= run.target else "stopped"
+            state.save_run(run)
+    summary = run_summary(run)
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    summary["data"] = str(project.sft_data)
+    return summary

@@ -1,0 +1,198 @@
+"""The helper-model protocol: list models, complete one chat (optionally constrained by a JSON schema).
+
+A provider subclasses `Provider`, sets `name`, and implements `list_models` and `chat`; it registers itself with
+`ftstudio.synth.providers.registry.register`. Failures are `ProviderError`s whose `kind` tells the caller whether
+retrying can help (rate limit, server error, timeout) or not (no server, bad key, missing model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal
+
+from ftstudio.errors import Unavailable
+
+ErrorKind = Literal["unreachable", "auth", "model_missing", "rate_limit", "server", "timeout", "bad_request"]
+# Kinds a later attempt may fix; the others stop the run.
+RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "unreachable"})
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model a provider offers; prices are USD per token, None where the provider does not say."""
+
+    id: str
+    context_length: int | None = None
+    prompt_price: float | None = None
+    completion_price: float | None = None
+    size_bytes: int | None = None
+    details: str = ""
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float | None:
+        if self.prompt_price is None or self.completion_price is None:
+            return None
+        return tokens_in * self.prompt_price + tokens_out * self.completion_price
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The helper's reply: text plus what it cost (cost None when unknown, 0 for local models)."""
+
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    structured: bool = False
+
+
+@dataclass
+class ProviderError(Exception):
+    """A request failed; `kind` classifies it, `retry_after` is the server's wish in seconds when it sent one."""
+
+    kind: ErrorKind
+    message: str
+    hint: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+    def to_unavailable(self) -> Unavailable:
+        return Unavailable(self.message, hint=self.hint)
+
+
+Message = dict[str, str]
+
+
+class Provider(ABC):
+    """Base class of every helper-model provider. Use as `async with provider:` to close its connections."""
+
+    name: ClassVar[str]
+    default_base_url: ClassVar[str | None] = None
+    default_concurrency: ClassVar[int] = 8
+    needs_key: ClassVar[bool] = False
+
+    def __init__(
+        self, base_url: str | None = None, api_key: str | None = None, *, concurrency: int = 64, timeout: float = 300
+    ):
+        self.base_url = base_url or self.default_base_url
+        # The key lives only in memory; __repr__ leaves it out so it never reaches a log.
+        self._api_key = api_key
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self._session: Any = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    @abstractmethod
+    async def list_models(self) -> list[ModelInfo]:
+        """The models this provider can run now."""
+
+    @abstractmethod
+    async def chat(
+        self,
+        model: str,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        num_ctx: int | None = None,
+    ) -> Completion:
+        """One chat completion; `schema` asks for JSON output following it. Raises ProviderError."""
+
+    async def check(self, model: str) -> ModelInfo | None:
+        """Fail fast (ProviderError) when the server, key or model is missing; return the model's info if listed."""
+        models = await self.list_models()
+        return next((m for m in models if m.id == model), None)
+
+    async def session(self):
+        """The shared aiohttp session, created in the running loop (aiohttp: far less CPU per request than httpx)."""
+        if self._session is None or self._session.closed:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers=self.headers(),
+            )
+        return self._session
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> Provider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, url: str, *, what: str, json_body: Any = None) -> tuple[int, Any, dict]:
+        """Send one request; return (status, decoded JSON or text, headers). Network failures → ProviderError."""
+        import aiohttp
+
+        session = await self.session()
+        try:
+            async with session.request(method, url, json=json_body) as resp:
+                raw = await resp.read()
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                return resp.status, body, dict(resp.headers)
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ProviderError("timeout", f"{what}: no reply from {self.base_url} within {self.timeout:g} s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise self.unreachable(exc) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+            raise ProviderError("server", f"{what}: the connection to {self.base_url} broke ({exc})") from exc
+
+    def unreachable(self, exc: Exception) -> ProviderError:
+        return ProviderError(
+            "unreachable",
+            f"no {self.name} server at {self.base_url} ({exc.__class__.__name__})",
+            hint="check the address (--base-url) and that the server is running",
+        )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def error_text(body: Any) -> str:
+    """The message inside an error body in Ollama's (`{"error": "…"}`) or OpenAI's (`{"error": {"message"}}`) form."""
+    if isinstance(body, dict):
+        err = body.get("error", body.get("message", body))
+        if isinstance(err, dict):
+            err = err.get("message") or err
+        return str(err)[:500]
+    return str(body or "")[:500]

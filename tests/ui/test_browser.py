@@ -126,6 +126,7 @@ def test_train_a_few_steps_and_see_the_loss_plot_update(page, browser_studio):
     expect(page.locator("#train-run-shown input")).not_to_have_value("", timeout=240_000)
     expect(page.locator("#train-status")).to_contain_text("done", timeout=400_000)
     expect(page.locator("#train-plot canvas, #train-plot svg").first).to_be_visible()
+    expect(page.locator("#train-plot")).to_contain_text("4 steps")  # the title follows the points drawn
     run_dir = next((browser_studio.root / "projects" / "sourdough" / "runs").iterdir())
     assert (run_dir / "metrics.jsonl").read_text().count('"loss"') == 4
     shot(page, "4-train")

@@ -125,10 +125,9 @@ def test_own_data_upload_is_validated_with_line_numbers_then_edited(client, proj
 
 
 def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, studio, project):
-    from protocol_servers import OllamaServer
-
     from ftstudio.synth.settings import SynthSettings
     from ftstudio.ui.tabs import generate
+    from protocol_servers import OllamaServer
 
     doc = EXAMPLE_DOC
     client.predict("lights", [handle_file(str(doc))], None, *_knowledge_defaults(), api_name="/ingest")

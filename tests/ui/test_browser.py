@@ -139,6 +139,7 @@ def test_export_a_gguf_and_find_its_download_link(page, browser_studio):
     )
     page.get_by_role("button", name="Export", exact=True).click()
     expect(page.locator("#export-status")).to_contain_text("done", timeout=400_000)
+    expect(page.locator("#export-verdict")).to_contain_text("Verification")
     row = page.locator("#export-downloads tr", has_text=".gguf").first
     expect(row).to_be_visible()
     link = row.locator("a").first

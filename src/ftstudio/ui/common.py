@@ -168,6 +168,9 @@ def settings_args(command: str, values: dict[str, Any], model: type[BaseModel] |
     """
     options = cli_options(command)
     defaults = model() if model is not None else None
+    if model is not None:  # widget values (an empty box, "auto") as the settings mean them
+        known = {k: v for k, v in values.items() if k in model.model_fields}
+        values = {**values, **clean_values(model, known)}
     args: list[str] = []
     for name, value in values.items():
         opt = options.get(name)

@@ -54,6 +54,17 @@ def _quant_widget(value):
     return widget(ExportSettings, "quant", value, **({"choices": list(quants)} if quants else {}))
 
 
+def verdict_line(result) -> str:
+    """One line on the export's check: did llama.cpp behave like the merged model?"""
+    if not isinstance(result, dict) or "format" not in result:
+        return ""
+    check = result.get("verification")
+    if not check:
+        return f"Exported **{result['format']}**; no verification ran for this format or setting."
+    agreed = "**passed**" if check.get("passed") else "**failed**"
+    return f"Verification {agreed}: the GGUF in llama.cpp against the merged model in transformers."
+
+
 def ollama_command(model_name: str, modelfile) -> str:
     try:
         from ftstudio.export.ollama import create_command
@@ -83,7 +94,8 @@ def build(ctx) -> None:
     start = gr.Button("Export", variant="primary")
     started = gr.Markdown()
     panel = JobPanel(registry, "export")
-    verification = gr.JSON(label="Result and verification", open=True)
+    verdict = gr.Markdown(elem_id="export-verdict")
+    verification = gr.JSON(label="Result and verification", open=False)
 
     with gr.Row():
         gr.Markdown("### Files")
@@ -142,7 +154,8 @@ def build(ctx) -> None:
 
     def after_job(project_name, job_id):
         project = open_project(root, project_name)
-        return [registry.get(project_name, job_id).result, *results(project)]
+        result = registry.get(project_name, job_id).result
+        return [verdict_line(result), result, *results(project)]
 
     preview_inputs = [ctx.project, run, to_ollama, *inputs]
     for comp in preview_inputs:
@@ -152,4 +165,4 @@ def build(ctx) -> None:
     ctx.demo.load(load, [ctx.project], outputs)
     reload_files.click(load, [ctx.project], outputs, api_name="export_files")
     start.click(run_export, preview_inputs, [started], api_name="export")
-    panel.wire(ctx.timer, ctx.project, after_job, [verification, run, table, downloads, modelfile, ollama_cmd])
+    panel.wire(ctx.timer, ctx.project, after_job, [verdict, verification, run, table, downloads, modelfile, ollama_cmd])

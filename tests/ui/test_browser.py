@@ -133,6 +133,11 @@ def test_train_a_few_steps_and_see_the_loss_plot_update(page, browser_studio):
     page.get_by_role("button", name="Start training").click()
     # The plot follows the run while it trains: its dropdown names the run and the chart draws the points.
     expect(page.locator("#train-run-shown input")).not_to_have_value("", timeout=240_000)
+    # A reload mid-run comes back to the same project and re-attaches to the running job.
+    page.reload()
+    open_tab(page, "4 Train")
+    expect(page.get_by_role("combobox", name="Project")).to_have_value("sourdough")
+    expect(page.locator("#train-status")).to_contain_text("train job")
     expect(page.locator("#train-status")).to_contain_text("done", timeout=400_000)
     expect(page.locator("#train-plot canvas, #train-plot svg").first).to_be_visible()
     expect(page.locator("#train-plot")).to_contain_text("4 steps")  # the title follows the points drawn

@@ -76,12 +76,12 @@ def build(ctx) -> None:
         send = gr.Button("Send", variant="primary", scale=1)
     note = gr.Markdown()
 
-    def load(project_name):
+    def load(project_name, current=None):
         if not project_name:
             return gr.update()
         project = open_project(root, project_name)
         done = [r.id for r in reversed(_runs(project)) if r.status == "completed"]
-        return gr.update(choices=done, value=done[0] if done else None)
+        return gr.update(choices=done, value=current if current in done else (done[0] if done else None))
 
     def respond(project_name, run_id, k, message, tuned_history, base_history):
         """Stream the tuned answer, then the base model's (one model: the adapter is switched off for the base)."""
@@ -111,6 +111,7 @@ def build(ctx) -> None:
                     yield tuned_history, base_history, sources, ""
 
     ctx.project.change(load, [ctx.project], [run])
+    run.focus(load, [ctx.project, run], [run], queue=False)  # runs that completed since the page loaded
     ctx.demo.load(load, [ctx.project], [run])
     inputs = [ctx.project, run, passages, question, tuned, base]
     send.click(respond, inputs, [tuned, base, note, question], api_name="chat")

@@ -46,11 +46,12 @@ def build(root, demo: gr.Blocks) -> tuple[gr.Dropdown, gr.Markdown]:
 
     def restore(last: str | None):
         names = list_projects(root)
+        hint = "" if names else "Create a project to begin."
         if last in names:
-            return gr.update(choices=names, value=last)
-        return gr.update(choices=names)
+            return gr.update(choices=names, value=last), hint
+        return gr.update(choices=names), hint
 
     project.focus(refresh_list, [project], [project], queue=False)
     project.change(lambda name: name, [project], [remembered], queue=False)
-    demo.load(restore, [remembered], [project])
+    demo.load(restore, [remembered], [project, message])
     return project, message

@@ -22,6 +22,10 @@ def data(
     ] = None,
     export: Annotated[Path | None, typer.Option("--export", help="Write the data to this file.")] = None,  # noqa: UP007
     to: Annotated[Literal["sharegpt", "openai", "alpaca"], typer.Option("--to", help="Form for --export.")] = "openai",
+    show_mask: Annotated[
+        bool, typer.Option(help="Show one example as the base model will train on it, trained tokens marked.")
+    ] = False,
+    line: Annotated[int | None, typer.Option(help="With --show-mask: the data line to show.")] = None,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -30,6 +34,13 @@ def data(
     from ftstudio.synth import datafile
 
     project = Project.open(name, root)
+    if show_mask:
+        from ftstudio.cli.train import print_mask
+        from ftstudio.train.preview import mask_preview
+        from ftstudio.train.runner import resolve_base_model
+
+        preview = mask_preview(project, project.settings().train, resolve_base_model(project), line)
+        return emit(preview.to_dict(), json, lambda: print_mask(preview))
     if import_ is not None:
         result = datafile.import_file(project, import_)
         emit(result, json, lambda: out.print(f"Imported {result['imported']} examples into {result['data']}"))

@@ -1,0 +1,145 @@
+"""`ftstudio train` and `ftstudio chat`: fine-tune the base model on the project's data, then talk to the result."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
+from ftstudio.project import Project
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("chat")(chat)
+
+
+def train(
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    base_model: Annotated[str | None, typer.Option(help="Hub id or local folder; saved in project.toml.")] = None,
+    method: Annotated[str | None, typer.Option(help="lora or qlora (4-bit, CUDA only).")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto, unsloth (CUDA) or transformers.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per micro-batch.")] = None,
+    max_seq_length: Annotated[int | None, typer.Option(help="Longest example in tokens.")] = None,
+    rank: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for split, order, init and dropout.")] = None,
+    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue run RUN from its last checkpoint.")] = None,
+    probe_only: Annotated[
+        bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
+    ] = False,
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops)."""
+    from ftstudio.train.runner import train as run_training
+    from ftstudio.train.settings import TrainSettings
+
+    project = Project.open(name, root)
+    if base_model:
+        project.update_settings("base_model", model=base_model)
+    overrides = {k: v for k, v in locals().items() if k in _SETTING_OPTIONS and v is not None}
+    settings = TrainSettings.model_validate({**project.settings().train.model_dump(), **overrides})
+    cancel = threading.Event()
+    _stop_on_ctrl_c(cancel)
+    with progress_bar("training") as bar:
+        result = run_training(project, settings, resume=resume, progress=_with_log(bar), cancel=cancel,
+                              probe_only=probe_only)  # fmt: skip
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate launch, the first process speaks for all
+    emit(result.to_dict(), json, lambda: _print_result(result, name))
+    if result.status == "stopped":
+        raise typer.Exit(130)
+
+
+def chat(
+    name: Annotated[str, typer.Argument(help="Project name.")],
+    prompt: Annotated[str, typer.Argument(help="What to ask the tuned model.")],
+    run: Annotated[str | None, typer.Option(help="Run id; default: the newest completed run.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Longest answer in tokens.")] = None,
+    root: RootOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Ask the base model with a run's adapter, using its chat template; the answer streams as it is written."""
+    from ftstudio.train.chat import load_chat
+
+    model = load_chat(Project.open(name, root), run)
+    pieces = []
+    for piece in model.stream(prompt, max_new_tokens=max_new_tokens):
+        pieces.append(piece)
+        if not json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    if json:
+        emit({"run": model.run.id, "answer": "".join(pieces).strip()}, True)
+    else:
+        sys.stdout.write("\n")
+
+
+_SETTING_OPTIONS = {"method", "backend", "epochs", "max_steps", "learning_rate", "batch_size", "max_seq_length",
+                    "rank", "seed", "save_every"}  # fmt: skip
+
+
+def _stop_on_ctrl_c(cancel: threading.Event) -> None:
+    """First Ctrl-C: finish the step, save a checkpoint, stop. Second: stop at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err.print("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    signal.signal(signal.SIGINT, handler)
+
+
+def _with_log(bar):
+    """Progress to the bar; messages other than per-step ones also as lines (pre-flight, probe, eval)."""
+
+    def update(event) -> None:
+        bar(event)
+        if event.stage not in {"train"}:
+            err.print(f"[{event.stage}] {event.message}", markup=False)
+
+    return update
+
+
+def print_mask(preview) -> None:
+    """One example with its trained tokens inside ⟦ ⟧ (`ftstudio data --show-mask`)."""
+    from rich.text import Text
+
+    text = Text()
+    for piece, trained in preview.segments:
+        text.append(f"⟦{piece}⟧" if trained else piece, style="bold green" if trained else "dim")
+    out.print(f"line {preview.line}: {preview.trained_tokens} of {preview.tokens} tokens trained (inside ⟦ ⟧)"
+              + (" — truncated" if preview.truncated else ""))  # fmt: skip
+    out.print(text)
+
+
+def _print_result(result, name: str) -> None:
+    if result.status == "probed":
+        p = result.probe
+        out.print(f"probe: {p['seconds_per_step']:.2f} s/step, peak memory {p['peak_memory_mb']:.0f} MB; "
+                  f"{p['total_steps']} steps ≈ {p['predicted_total_s']:.0f} s ({result.backend})")  # fmt: skip
+        return
+    out.print(f"run {result.run_id}: {result.status} after {result.steps}/{result.total_steps} steps "
+              f"[{result.backend}: {result.backend_reason}]", markup=False)  # fmt: skip
+    out.print(f"final train loss {result.final_train_loss}, eval loss {result.final_eval_loss}")
+    if result.status == "stopped":
+        out.print(f"resume with: ftstudio train {name} --resume {result.run_id}")
+    if result.eval:
+        e = result.eval
+        out.print(f"held-out loss: base {e['base_eval_loss']} → tuned {e['tuned_eval_loss']}")
+        for a in e["answers"]:
+            out.print(f"\nQ (line {a['line']}): {a['prompt']}\n  reference: {a['reference']}\n"
+                      f"  base:      {a['base']}\n  tuned:     {a['tuned']}", markup=False)  # fmt: skip
+    if result.run_dir:
+        out.print(f"\nfolder: {Path(result.run_dir)}")

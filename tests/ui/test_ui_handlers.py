@@ -178,6 +178,10 @@ def test_train_a_few_steps_then_see_the_loss_and_the_comparison(client, studio, 
     values = shown_values(TrainSettings, TrainSettings(), names)
     for name, value in {"max_steps": 4, "eval_every": 2, "save_every": 2, "batch_size": 2}.items():
         values[names.index(name)] = value
+    # Pre-flight: one example as training sees it, the answer's tokens marked as trained.
+    segments, note = client.predict("lights", 1, *values, api_name="/train_mask")
+    trained = "".join(part["token"] for part in segments if part["class_or_confidence"] == "trained")
+    assert "Lamp one is the first light." in trained and note.startswith("Line 1:")
     started = client.predict("lights", None, *values, api_name="/train")
     assert started.startswith("Started train job"), started
     # A second training while the first runs is refused, naming the first.

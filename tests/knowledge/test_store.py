@@ -78,6 +78,53 @@ def test_failure_inside_the_transaction_leaves_the_old_version(tmp_path):
         assert store.search("half") == [] and store.integrity_check() == "ok"
 
 
+def test_a_batch_commits_whole_documents_and_a_failing_one_alone_is_rolled_back(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("old apples", 2)])
+        with store.batch():
+            store.replace_document(_doc("/b.md"), [NewChunk("first bananas", 2)])
+            store.replace_document(_doc("/a.md", "h2"), [NewChunk("new apricots", 2), NewChunk("more apricots", 2)])
+            store.replace_document(_doc("/b.md", "h3"), [NewChunk("second blueberries", 2)])  # written in this batch
+            with pytest.raises(sqlite3.IntegrityError):  # an empty chunk breaks the CHECK after rows were written
+                store.replace_document(_doc("/c.md"), [NewChunk("cherries", 1), NewChunk("", 0)])
+            with sqlite3.connect(tmp_path / "k.db") as other:  # nothing is visible before the commit
+                assert other.execute("SELECT count(*) FROM documents").fetchone()[0] == 1
+        assert {d.path: (d.sha256, d.chunks) for d in store.documents()} == {"/a.md": ("h2", 2), "/b.md": ("h3", 1)}
+        assert store.integrity_check() == "ok"
+        assert store.search("apples") == [] and store.search("bananas") == [] and store.search("cherries") == []
+        assert [h.chunk.text for h in store.search("blueberries")] == ["second blueberries"]
+        assert len(store.search("apricots")) == 2
+
+
+def test_an_error_escaping_a_batch_writes_nothing(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("kept", 1)])
+        with pytest.raises(RuntimeError), store.batch():
+            store.replace_document(_doc("/b.md"), [NewChunk("lost", 1)])
+            store.remove_document("/a.md")
+            raise RuntimeError("crash")
+        assert [d.path for d in store.documents()] == ["/a.md"]
+        assert store.search("lost") == [] and store.search("kept") and store.integrity_check() == "ok"
+
+
+def test_search_puts_chunks_with_all_the_words_first_then_fills_up_with_fewer(tmp_path):
+    texts = ["apple banana cherry", "apple banana", "apple", "cherry cherry cherry", "durian"] + ["filler"] * 5
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/f.md"), [NewChunk(t, 3) for t in texts])
+        hits = store.search("Cherry, banana & apple?", k=5)
+        assert [h.chunk.text for h in hits[:2]] == ["apple banana cherry", "apple banana"]
+        assert {h.chunk.text for h in hits[2:]} == {"cherry cherry cherry", "apple"}  # any word, by BM25
+        assert hits[0].snippet == "**apple** **banana** **cherry**"
+        assert [h.chunk.text for h in store.search("apple banana cherry", k=2)] == texts[:2]
+        assert {h.chunk.text for h in store.search("banana xyzzy")} == {"apple banana cherry", "apple banana"}
+        assert store.search("xyzzy") == [] and store.search("durian")[0].chunk.text == "durian"
+        # A long chunk with both words beats a short one repeating one of them (ranking by BM25 over OR would not).
+        long = "kiwi and banana in a long sentence with many other words around them both"
+        store.replace_document(_doc("/g.md"), [NewChunk(long, 9), NewChunk("kiwi kiwi kiwi", 3)])
+        assert [h.chunk.text for h in store.search("kiwi banana", k=2)][0] == long
+        assert [h.score for h in store.search("cherry")] == sorted(h.score for h in store.search("cherry"))[::-1]
+
+
 def test_remove_document_by_path_or_id(tmp_path):
     with KnowledgeStore.open(tmp_path / "k.db") as store:
         a = store.replace_document(_doc("/a.md"), [NewChunk("alpha", 1)])
@@ -119,6 +166,8 @@ def test_a_version_1_store_migrates_with_its_data(tmp_path):
     raw.close()
     with KnowledgeStore.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
+        config = dict(store._db.execute("SELECT k, v FROM chunks_fts_config"))
+        assert config["hashsize"] == 32 * 1024 * 1024 and config["rank"] == "bm25(1.0, 0.5)"
         assert [h.chunk.text for h in store.search("fractions")] == ["ancient fractions"]
         store.replace_document(_doc("/old.md", "h2"), [NewChunk("modern decimals", 2)])
         assert store.search("ancient") == [] and store.search("decimals")[0].chunk.document == "/old.md"

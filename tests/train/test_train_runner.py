@@ -110,7 +110,7 @@ def test_probe_measures_time_and_memory_without_changing_the_run(make_project):
     only = train(project, probed_settings, probe_only=True)
     assert only.status == "probed" and only.run_id is None
     assert only.probe["seconds_per_step"] > 0 and only.probe["peak_memory_mb"] > 50
-    assert only.probe["predicted_total_s"] == pytest.approx(only.probe["seconds_per_step"] * 5, rel=0.01)
+    assert only.probe["predicted_total_s"] == pytest.approx(only.probe["seconds_per_step"] * 5, abs=0.06)
     probed = train(project, probed_settings)
     assert probed.final_train_loss == pytest.approx(plain.final_train_loss, rel=1e-5)
 

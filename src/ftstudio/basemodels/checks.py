@@ -20,7 +20,7 @@ from ftstudio.basemodels.chat_template import (
 from ftstudio.basemodels.hardware import Hardware, detect_hardware
 from ftstudio.basemodels.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
 from ftstudio.basemodels.resolve import ResolvedModel, resolve_model
-from ftstudio.errors import BadInput
+from ftstudio.errors import BadInput, Unavailable
 
 # Architectures (config.json model_type) the GGUF export writes; the export stage imports this set.
 GGUF_ARCHITECTURES = frozenset({"llama", "qwen2", "phi3", "mistral"})
@@ -73,6 +73,16 @@ class CheckResult:
         if not errors:
             return 0
         return 3 if all(f.exit_code == 3 for f in errors) else 2
+
+    def raise_for_error(self, doing: str, extra_hint: str | None = None) -> None:
+        """Raise when the verdict is error: Unavailable when only this machine is lacking, else BadInput."""
+        if self.verdict != "error":
+            return
+        error = Unavailable if self.exit_code == 3 else BadInput
+        raise error(
+            f"{doing}: {self.model} fails its checks: " + "; ".join(self.reasons),
+            hint="; ".join(self.suggestions + ([extra_hint] if extra_hint else [])) or None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ftstudio.basemodels.checks import CheckResult, check_model
-from ftstudio.errors import BadInput, Unavailable
 from ftstudio.project import Project
 
 
@@ -22,12 +21,8 @@ def use_model(
     An error verdict raises (exit 2, or 3 when only this machine lacks something) and saves nothing, unless `force`.
     """
     result = check_model(spec, trust_remote_code=trust_remote_code, seq_len=seq_len, batch=batch, method=method)
-    if result.verdict == "error" and not force:
-        error = Unavailable if result.exit_code == 3 else BadInput
-        raise error(
-            f"not saved: {spec} fails its checks: " + "; ".join(result.reasons),
-            hint="; ".join(result.suggestions + ["or pass --force to save it anyway"]),
-        )
+    if not force:
+        result.raise_for_error("not saved", "or pass --force to save it anyway")
     saved = str(result.info["folder"]) if result.info.get("source") == "folder" else spec
     project.update_settings("base_model", model=saved, trust_remote_code=trust_remote_code)
     return result

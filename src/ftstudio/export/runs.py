@@ -1,71 +1,25 @@
-"""Finding the training run to export and the base model it was trained on.
+"""Finding the training run to export and the local folder of the base model it was trained on.
 
-The training stage writes `runs/<run-id>/run.json` (id, base_model, method, status, settings…) and the PEFT adapter in
-`runs/<run-id>/adapter/`. Everything export needs from that contract is read in `read_run`, in one place.
+Runs are the training stage's (`ftstudio.train.runs`); export only adds what it needs: an adapter must be there.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from ftstudio.errors import BadInput, NotFound
 from ftstudio.project import Project
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished (or stopped) training run: where its adapter is and which base model it adapts."""
-
-    id: str
-    dir: Path
-    base_model: str
-    method: str
-    status: str
-    system_prompt: str | None
-
-    @property
-    def adapter_dir(self) -> Path:
-        return self.dir / "adapter"
-
-
-def read_run(run_dir: Path) -> Run:
-    """Read `run_dir/run.json`; BadInput naming the file when it is unreadable or lacks a key."""
-    path = run_dir / "run.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        settings = raw.get("settings") or {}
-        return Run(
-            id=str(raw.get("id") or run_dir.name),
-            dir=run_dir,
-            base_model=str(raw["base_model"]),
-            method=str(raw.get("method", "lora")),
-            status=str(raw.get("status", "unknown")),
-            system_prompt=settings.get("system_prompt"),
-        )
-    except FileNotFoundError as exc:
-        raise NotFound(f"run folder {run_dir} has no run.json", hint="pick another run with --run") from exc
-    except (json.JSONDecodeError, KeyError, AttributeError) as exc:
-        raise BadInput(f"{path}: not a valid run record ({exc})", hint="pick another run with --run") from exc
+from ftstudio.train.runs import Run, latest_run, load_run
 
 
 def find_run(project: Project, run_id: str | None = None) -> Run:
     """The run named `run_id`, else the latest completed run; raises when there is none or it has no adapter."""
-    if run_id is not None:
-        run_dir = project.runs_dir / run_id
-        if not (run_dir / "run.json").is_file():
-            known = ", ".join(_run_dirs(project)) or "none yet"
-            raise NotFound(f"project {project.name!r} has no run {run_id!r} (runs: {known})", hint="pass --run RUN")
-        run = read_run(run_dir)
-    else:
-        completed = [r for r in (read_run(project.runs_dir / d) for d in _run_dirs(project)) if r.status == "completed"]
-        if not completed:
-            raise NotFound(
-                f"project {project.name!r} has no completed training run",
-                hint=f"train one with `ftstudio train {project.name}`, or name a stopped run with --run",
-            )
-        run = max(completed, key=lambda r: ((r.dir / "run.json").stat().st_mtime, r.id))
+    run = load_run(project, run_id) if run_id is not None else latest_run(project)
+    if run is None:
+        raise NotFound(
+            f"project {project.name!r} has no completed training run",
+            hint=f"train one with `ftstudio train {project.name}`, or name a stopped run with --run",
+        )
     adapter = run.adapter_dir
     if not (adapter / "adapter_config.json").is_file() or not (adapter / "adapter_model.safetensors").is_file():
         raise BadInput(
@@ -74,12 +28,6 @@ def find_run(project: Project, run_id: str | None = None) -> Run:
             hint="wait for the run to finish, or resume it with `ftstudio train NAME --resume RUN`",
         )
     return run
-
-
-def _run_dirs(project: Project) -> list[str]:
-    if not project.runs_dir.is_dir():
-        return []
-    return sorted(d.name for d in project.runs_dir.iterdir() if (d / "run.json").is_file())
 
 
 def resolve_base(base_model: str) -> Path:

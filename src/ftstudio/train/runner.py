@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftstudio.basemodels.checks import check_model
 from ftstudio.dataset import read_dataset
 from ftstudio.errors import BadInput
 from ftstudio.progress import ProgressFn, report
@@ -100,6 +101,12 @@ def train(
     base_model = resolve_base_model(project, run)
     trust = project.settings().base_model.trust_remote_code
     examples = _read_examples(project)
+    # The base-model checks again, with this run's method and sizes: a model that cannot train here fails now,
+    # not after minutes of loading.
+    check_model(
+        base_model, trust_remote_code=trust, seq_len=settings.max_seq_length, batch=settings.batch_size,
+        method=settings.method, lora_rank=settings.rank,
+    ).raise_for_error("cannot train")  # fmt: skip
     import torch  # after the cheap checks, so bad input is refused fast
 
     rank, world = _init_distributed()

@@ -41,6 +41,14 @@ class Run:
         return self.info.get("status", "failed")
 
     @property
+    def base_model(self) -> str:
+        return self.info["base_model"]
+
+    @property
+    def system_prompt(self) -> str | None:
+        return (self.info.get("settings") or {}).get("system_prompt")
+
+    @property
     def adapter_dir(self) -> Path:
         return self.path / "adapter"
 

@@ -29,8 +29,9 @@ def adapter_for(tiny_model, tmp_path_factory):
 
             base = tiny_model(arch, **options)
             model = AutoModelForCausalLM.from_pretrained(base)
-            peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+            # Seeded before PEFT initialises lora_A too: the adapter must not depend on which tests ran first.
             torch.manual_seed(1)
+            peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
             with torch.no_grad():
                 for name, param in peft_model.named_parameters():
                     if "lora_B" in name:

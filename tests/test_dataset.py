@@ -105,3 +105,14 @@ def test_whole_last_line_without_newline_is_kept(tmp_path):
     assert repair_torn_tail(path) == 0
     append_records(path, [{"instruction": "c", "output": "d"}])
     assert [e.prompt for e in read_dataset(path).examples] == ["a", "c"]
+
+
+def test_rewrite_lines_edits_and_deletes_by_number_and_keeps_bad_lines(tmp_path):
+    from ftstudio.dataset import rewrite_lines
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"instruction": "a", "output": "A"}\nnot json\n{"instruction": "b", "output": "B"}\n')
+    assert rewrite_lines(path, {1: {"instruction": "a2", "output": "A2"}, 3: None}) == 2
+    assert path.read_text() == '{"instruction": "a2", "output": "A2"}\nnot json\n'
+    with pytest.raises(NotFound, match="no line 7"):
+        rewrite_lines(path, {7: None})

@@ -240,3 +240,25 @@ def append_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
     finally:
         os.close(fd)
     return count
+
+
+def rewrite_lines(path: Path, changes: dict[int, dict[str, Any] | None]) -> int:
+    """Replace (a record) or delete (None) lines by their 1-based number; every other line is kept byte for byte.
+
+    Bad lines are kept too: an edit never makes a line vanish that the user did not name. The file is replaced
+    atomically. Returns how many lines changed; NotFound names a line number the file does not have.
+    """
+    from ftstudio.fsutil import atomic_write_bytes
+
+    raw = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
+    missing = sorted(n for n in changes if not 1 <= n <= len(raw))
+    if missing:
+        raise NotFound(f"{path} has no line {missing[0]} (it has {len(raw)} lines)", hint="reload the data and retry")
+    out = []
+    for number, line in enumerate(raw, 1):
+        if number not in changes:
+            out.append(line if line.endswith(b"\n") else line + b"\n")
+        elif changes[number] is not None:
+            out.append((json.dumps(changes[number], ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, b"".join(out))
+    return len(changes)

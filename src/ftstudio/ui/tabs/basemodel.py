@@ -1,0 +1,135 @@
+"""Tab 2, Base model: the curated catalog with this machine's verdicts, a check of any hub id or local folder
+(verdict, reasons, suggestions), and saving the choice into the project (checked first, as `ftstudio models use`)."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from ftstudio.basemodels.settings import BaseModelSettings
+from ftstudio.errors import FtError
+from ftstudio.ui.common import describe, open_project, widget
+
+CATALOG_COLUMNS = ["model", "size (B)", "context", "licence", "verdict", "why"]
+
+
+def _plan(project) -> dict:
+    """What the checks plan for: the project's own training settings (sequence length, batch, method)."""
+    train = project.settings().train
+    plan = {"method": train.method}
+    for key, field in (("seq_len", "max_seq_length"), ("batch", "batch_size")):
+        if hasattr(train, field):
+            plan[key] = getattr(train, field)
+    return plan
+
+
+def catalog_rows(plan: dict) -> list[list]:
+    from ftstudio.basemodels.checks import catalog_fits
+
+    rows = []
+    for entry, result in catalog_fits(**plan):
+        rows.append([entry.id, entry.params, entry.context, entry.license, result.verdict, "; ".join(result.reasons)])
+    return rows
+
+
+def render_check(result) -> str:
+    """A check's verdict as the user should read it: the verdict, why, what to do, and the memory estimates."""
+    badge = {"ok": "**ok**: can be trained and exported here", "warn": "**usable, with warnings**",
+             "error": "**cannot be trained here**"}[result.verdict]  # fmt: skip
+    lines = [f"`{html.escape(result.model)}`: {badge}"]
+    lines += [f"- {html.escape(r)}" for r in result.reasons]
+    if result.suggestions:
+        lines.append("\nWhat to do:")
+        lines += [f"- {html.escape(s)}" for s in result.suggestions]
+    if result.estimates:
+        lines.append("\nMemory to train (estimate):")
+        for method, est in result.estimates.items():
+            lines.append(f"- {method} on {est.device}: about {est.to_dict()['total_gib']} GiB")
+    lines.append(f"\nThis machine: {html.escape(result.hardware.describe())}")
+    return "\n".join(lines)
+
+
+def build(ctx) -> None:
+    root = ctx.root
+    gr.Markdown(
+        "The **base model** is the model that gets fine-tuned: a Hugging Face id (e.g. `Qwen/Qwen2.5-0.5B-Instruct`) "
+        "or a local folder holding one. The verdicts use this project's training settings."
+    )
+    with gr.Accordion("Catalog: curated models and whether they fit this machine", open=True):
+        catalog = gr.Dataframe(
+            headers=CATALOG_COLUMNS,
+            interactive=False,
+            wrap=True,
+            max_height=320,
+            column_widths=["24%", "7%", "8%", "10%", "7%", "44%"],
+        )
+        gr.Markdown("Click a row to put its id in the field below.")
+    current = gr.Markdown()
+    with gr.Row():
+        model = widget(BaseModelSettings, "model", None, scale=4, elem_id="base-model-id")
+        trust = widget(BaseModelSettings, "trust_remote_code", False, scale=1)
+    with gr.Row():
+        check = gr.Button("Check")
+        save = gr.Button("Use this model", variant="primary")
+    verdict = gr.Markdown(elem_id="base-model-verdict")
+
+    def load(project_name):
+        if not project_name:
+            return gr.update(), gr.update(), gr.update(), ""
+        project = open_project(root, project_name)
+        chosen = project.settings().base_model
+        try:
+            rows = catalog_rows(_plan(project))
+        except ImportError:
+            rows = []
+        note = f"Current base model: `{chosen.model}`" if chosen.model else "No base model chosen yet."
+        return rows, chosen.model or "", chosen.trust_remote_code, note
+
+    def pick(evt: gr.SelectData, rows):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        data = rows.values.tolist() if hasattr(rows, "values") else rows
+        return data[row][0] if 0 <= row < len(data) else gr.update()
+
+    def do_check(project_name, spec, trust_code):
+        project = open_project(root, project_name)
+        if not spec or not spec.strip():
+            return "Type a hub id or a local folder, or pick a catalog row."
+        try:
+            from ftstudio.basemodels.checks import check_model
+
+            return render_check(check_model(spec.strip(), trust_remote_code=trust_code, **_plan(project)))
+        except ImportError:
+            return "Checking needs the base-model stage (ftstudio.basemodels.checks)."
+        except FtError as exc:
+            return describe(exc)
+
+    def do_save(project_name, spec, trust_code):
+        project = open_project(root, project_name)
+        if not spec or not spec.strip():
+            return "Type a hub id or a local folder first.", gr.update()
+        try:
+            from ftstudio.basemodels.choice import use_model
+
+            result = use_model(project, spec.strip(), trust_remote_code=trust_code, **_plan(project))
+        except ImportError:
+            return "Saving a checked choice needs the base-model stage (ftstudio.basemodels.choice).", gr.update()
+        except FtError as exc:
+            return describe(exc), gr.update()
+        saved = project.settings().base_model.model
+        return f"Saved: the base model of **{project.name}** is `{saved}`.\n\n{render_check(result)}", (
+            f"Current base model: `{saved}`"
+        )
+
+    outputs = [catalog, model, trust, current]
+    ctx.project.change(load, [ctx.project], outputs)
+    ctx.demo.load(load, [ctx.project], outputs)
+    catalog.select(pick, [catalog], [model])
+    check.click(do_check, [ctx.project, model, trust], [verdict], api_name="check_model")
+    save.click(do_save, [ctx.project, model, trust], [verdict, current], api_name="save_base_model")
+
+    def catalog_api(project_name: str) -> list[list]:
+        """The catalog rows with this machine's verdicts for the project's training settings."""
+        return catalog_rows(_plan(open_project(root, project_name)))
+
+    gr.api(catalog_api, api_name="catalog")

@@ -1,0 +1,168 @@
+"""Tab 5, Export: a LoRA adapter, merged safetensors or GGUF from a run, checked after writing; the files with
+sizes and download links, the Ollama Modelfile, "Install into Ollama", and the `ollama create` command to copy.
+Export runs as a background job of `ftstudio export`."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ftstudio.export.settings import ExportSettings
+from ftstudio.jobs import cli_line
+from ftstudio.ui.common import (
+    JobPanel,
+    cli_box,
+    open_project,
+    option_widget,
+    save_section,
+    settings_args,
+    shown_values,
+    start_job,
+    widget,
+)
+from ftstudio.ui.tabs.train import _runs
+
+FILE_COLUMNS = ["file", "size"]
+MAIN_FIELDS = ("format", "quant", "verify")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def export_files(project) -> list:
+    folder = project.exports_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts))
+
+
+def field_names() -> list[str]:
+    """The settings fields the tab shows, in the order of its inputs: the main ones, then the rest."""
+    main = [n for n in MAIN_FIELDS if n in ExportSettings.model_fields]
+    return main + [n for n in ExportSettings.model_fields if n not in MAIN_FIELDS]
+
+
+def _quant_widget(value):
+    """The quant field as a dropdown of the types the export stage writes, when it lists them."""
+    from ftstudio.export import settings as export_settings
+
+    quants = getattr(export_settings, "QUANTS", None)
+    return widget(ExportSettings, "quant", value, **({"choices": list(quants)} if quants else {}))
+
+
+def verdict_line(result) -> str:
+    """One line on the export's check: did llama.cpp behave like the merged model?"""
+    if not isinstance(result, dict) or "format" not in result:
+        return ""
+    check = result.get("verification")
+    if not check:
+        return f"Exported **{result['format']}**; no verification ran for this format or setting."
+    agreed = "**passed**" if check.get("passed") else "**failed**"
+    return f"Verification {agreed}: the GGUF in llama.cpp against the merged model in transformers."
+
+
+def ollama_command(model_name: str, modelfile) -> str:
+    try:
+        from ftstudio.export.ollama import create_command
+    except ImportError:
+        return ""
+    return create_command(model_name, modelfile)
+
+
+def build(ctx) -> None:
+    root, registry = ctx.root, ctx.registry
+    defaults = ExportSettings()
+    fields = {}
+    with gr.Row():
+        run = gr.Dropdown(label="Run", info="A completed training run (the newest when empty)", choices=[])
+        for name in field_names():
+            if name in MAIN_FIELDS:
+                make = _quant_widget if name == "quant" else lambda v, n=name: widget(ExportSettings, n, v)
+                fields[name] = make(getattr(defaults, name))
+    with gr.Accordion("More settings", open=False), gr.Row():
+        for name in field_names():
+            if name not in MAIN_FIELDS:
+                fields[name] = widget(ExportSettings, name, getattr(defaults, name))
+    to_ollama = option_widget("export", "to_ollama", placeholder="e.g. my-tutor (needs Ollama running)")
+    names = list(fields)
+    inputs = [fields[n] for n in names]
+    preview = cli_box("Will run (CLI equivalent)", elem_id="export-preview")
+    start = gr.Button("Export", variant="primary")
+    started = gr.Markdown()
+    panel = JobPanel(registry, "export")
+    verdict = gr.Markdown(elem_id="export-verdict")
+    verification = gr.JSON(label="Result and verification", open=False)
+
+    with gr.Row():
+        gr.Markdown("### Files")
+        reload_files = gr.Button("Refresh", size="sm", scale=0)
+    table = gr.Dataframe(headers=FILE_COLUMNS, label="In exports/", interactive=False, elem_id="export-table")
+    downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="export-downloads")
+    modelfile = gr.Code(label="Ollama Modelfile (newest)", lines=8)
+    ollama_cmd = cli_box("Install into Ollama yourself")
+
+    def _args(project_name, run_id, values, ollama_name):
+        args = [project_name]
+        if run_id:
+            args += ["--run", run_id]
+        args += settings_args("export", values, ExportSettings)
+        if ollama_name:
+            args += ["--to-ollama", ollama_name]
+        return args
+
+    def show_preview(project_name, run_id, ollama_name, *values):
+        if not project_name:
+            return ""
+        chosen = dict(zip(names, values, strict=True))
+        return cli_line("export", _args(project_name, run_id, chosen, ollama_name), root)
+
+    def results(project):
+        completed = [r.id for r in reversed(_runs(project)) if r.status == "completed"]
+        files = export_files(project)
+        if files:
+            gr.set_static_paths([project.exports_dir])  # served in place: a GGUF is never copied to a cache
+        table_rows = [[str(p.relative_to(project.exports_dir)), _size(p.stat().st_size)] for p in files]
+        modelfiles = [p for p in files if p.name == "Modelfile" or p.name.endswith(".Modelfile")]
+        text, command = "", ""
+        if modelfiles:
+            newest = max(modelfiles, key=lambda p: p.stat().st_mtime)
+            text = newest.read_text(encoding="utf-8", errors="replace")
+            command = ollama_command(project.name, newest)
+        return [
+            gr.update(choices=completed, value=None),
+            table_rows,
+            [str(p) for p in files] or None,
+            text,
+            command,
+        ]
+
+    def load(project_name):
+        if not project_name:
+            return [gr.update()] * (len(inputs) + 5)
+        project = open_project(root, project_name)
+        return shown_values(ExportSettings, project.settings().export, names) + results(project)
+
+    def run_export(project_name, run_id, ollama_name, *values):
+        project = open_project(root, project_name)
+        settings = save_section(project, "export", ExportSettings, dict(zip(names, values, strict=True)))
+        chosen = {n: getattr(settings, n) for n in names}
+        return start_job(registry, project_name, "export", _args(project_name, run_id, chosen, ollama_name))
+
+    def after_job(project_name, job_id):
+        project = open_project(root, project_name)
+        result = registry.get(project_name, job_id).result
+        return [verdict_line(result), result, *results(project)]
+
+    preview_inputs = [ctx.project, run, to_ollama, *inputs]
+    for comp in preview_inputs:
+        comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
+    outputs = [*inputs, run, table, downloads, modelfile, ollama_cmd]
+    ctx.project.change(load, [ctx.project], outputs)
+    ctx.demo.load(load, [ctx.project], outputs)
+    reload_files.click(load, [ctx.project], outputs, api_name="export_files")
+    start.click(run_export, preview_inputs, [started], api_name="export")
+    panel.wire(ctx.timer, ctx.project, after_job, [verdict, verification, run, table, downloads, modelfile, ollama_cmd])

@@ -1,0 +1,316 @@
+"""Tab 4, Train: what will be trained, the hyper-parameters, start/stop/resume, the live loss plot, the runs, and
+base-versus-tuned answers at the end. Training runs as a background job of `ftstudio train`."""
+
+from __future__ import annotations
+
+import html
+import typing
+
+import gradio as gr
+import pandas as pd
+
+from ftstudio.dataset import read_dataset
+from ftstudio.errors import FtError
+from ftstudio.jobs import cli_line
+from ftstudio.train.settings import TrainSettings
+from ftstudio.ui.common import (
+    JobPanel,
+    cli_box,
+    describe,
+    open_project,
+    save_section,
+    settings_args,
+    shown_values,
+    start_job,
+    unwrap,
+    widgets,
+)
+
+MAIN_FIELDS = ("method", "epochs", "max_steps", "learning_rate", "rank", "alpha", "batch_size", "max_seq_length")
+RUN_COLUMNS = ["run", "status", "base model", "steps", "train loss", "eval loss", "started"]
+
+
+def _simple(name: str) -> bool:
+    """Fields a widget can show; the rest (lists) stay in project.toml."""
+    annotation, _ = unwrap(TrainSettings.model_fields[name].annotation)
+    return annotation in (int, float, bool, str) or typing.get_origin(annotation) is typing.Literal
+
+
+def field_names() -> list[str]:
+    """The settings fields the tab shows, in the order of its inputs: the main ones, then the rest."""
+    main = [n for n in MAIN_FIELDS if n in TrainSettings.model_fields]
+    return main + [n for n in TrainSettings.model_fields if n not in MAIN_FIELDS and _simple(n)]
+
+
+def _runs(project):
+    try:
+        from ftstudio.train.runs import list_runs
+    except ImportError:
+        return []
+    return list_runs(project)
+
+
+def runs_table(project) -> list[list]:
+    rows = []
+    for run in reversed(_runs(project)):
+        info = run.info
+        rows.append(
+            [
+                run.id,
+                run.status,
+                info.get("base_model"),
+                f"{info.get('steps', 0)}/{info.get('total_steps', '?')}",
+                info.get("final_train_loss"),
+                info.get("final_eval_loss"),
+                info.get("started_at"),
+            ]
+        )
+    return rows
+
+
+def loss_frame(project, run_id: str | None) -> pd.DataFrame:
+    """Train and eval loss by step for one run (the newest when `run_id` is empty), long form for gr.LinePlot."""
+    runs = _runs(project)
+    run = next((r for r in runs if r.id == run_id), runs[-1] if runs else None)
+    rows = []
+    if run is not None:
+        for record in run.metrics():
+            if "loss" in record:
+                rows.append({"step": record["step"], "loss": record["loss"], "series": "train"})
+            if "eval_loss" in record:
+                rows.append({"step": record["step"], "loss": record["eval_loss"], "series": "eval"})
+    # Typed even when empty: the plot reads a column's kind from its dtype, and an untyped empty frame would make
+    # step and loss categories, not numbers.
+    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return frame.astype({"step": "int64", "loss": "float64", "series": "string"})
+
+
+def plot_update(project, run_id: str | None):
+    """The loss plot for a run, as an update that redraws it.
+
+    Gradio 6's plot keeps the series it first drew and draws nothing after an empty frame; a changed title makes it
+    redraw from scratch, so the title carries the point count, and "no data" is sent as None, not an empty frame.
+    """
+    frame = loss_frame(project, run_id)
+    runs = _runs(project)
+    shown = run_id or (runs[-1].id if runs else None)
+    steps = int(frame.loc[frame["series"] == "train", "step"].max()) if len(frame) else 0
+    title = f"Loss of run {shown}: {steps} steps, {len(frame)} points" if shown else "Loss"
+    return gr.update(value=frame if len(frame) else None, title=title)
+
+
+def summary(project) -> str:
+    """What will be trained: the base model, the data, and how."""
+    settings = project.settings()
+    lines = [f"**Base model**: `{settings.base_model.model or 'none chosen: pick one in tab 2'}`"]
+    try:
+        data = read_dataset(project.sft_data)
+        bad = f", **{len(data.errors)} bad lines** (first: {data.errors[0]})" if data.errors else ""
+        lines.append(f"**Data**: {len(data.examples)} examples in `data/sft_data.jsonl`{bad}")
+    except FtError as exc:
+        lines.append(f"**Data**: {describe(exc)}")
+    how = f"**Method**: {settings.train.method}"
+    if "backend" in TrainSettings.model_fields:
+        how += f"; **backend**: {settings.train.backend} ({TrainSettings.model_fields['backend'].description})"
+    lines.append(how)
+    return "\n\n".join(lines)
+
+
+def eval_view(project, run_id: str | None) -> str:
+    """Base versus tuned eval loss and answers side by side, from the run's eval.json."""
+    runs = _runs(project)
+    run = next((r for r in runs if r.id == run_id), runs[-1] if runs else None)
+    report = run.eval_report() if run is not None else None
+    if not report:
+        return "The comparison appears here when a run completes."
+    lines = [
+        f"Held-out examples: {report.get('examples')} · eval loss **base {report.get('base_eval_loss')}** → "
+        f"**tuned {report.get('tuned_eval_loss')}**" + (" (improved)" if report.get("improved") else ""),
+        "",
+        "| question | reference | base | tuned |",
+        "|---|---|---|---|",
+    ]
+
+    def cell(text) -> str:
+        escaped = html.escape(str(text or ""))
+        for mark in "\\`*_~[]|#":  # a model's raw answer must not turn into Markdown
+            escaped = escaped.replace(mark, "\\" + mark)
+        return escaped.replace("\n", "<br>")
+
+    for item in report.get("answers", []):
+        lines.append(
+            f"| {cell(item.get('prompt'))} | {cell(item.get('reference'))} | {cell(item.get('base'))} | "
+            f"{cell(item.get('tuned'))} |"
+        )
+    return "\n".join(lines)
+
+
+def build(ctx) -> None:
+    root, registry = ctx.root, ctx.registry
+    what = gr.Markdown()
+    defaults = TrainSettings()
+    with gr.Row():
+        main = widgets(TrainSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
+    with gr.Accordion("More settings", open=False), gr.Row():
+        rest = widgets(TrainSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
+    fields = {**main, **rest}
+    names = list(fields)
+    inputs = [fields[n] for n in names]
+    with gr.Row():
+        resume = gr.Dropdown(label="Resume run", info="Continue a stopped run from its last checkpoint", choices=[])
+    with gr.Accordion("Pre-flight: one example as training sees it, and the fit-and-time probe", open=False):
+        with gr.Row():
+            example_line = gr.Number(label="Data line", precision=0, value=None, info="Empty: the first example")
+            show_mask = gr.Button("Show trained tokens")
+            probe = gr.Button("Probe memory and time")
+        mask = gr.HighlightedText(
+            label="Trained tokens (highlighted) and context (plain)",
+            color_map={"trained": "green"},
+            show_legend=True,
+            combine_adjacent=True,
+        )
+        mask_note = gr.Markdown()
+        probe_note = gr.Markdown()
+    preview = cli_box("Will run (CLI equivalent)", elem_id="train-preview")
+    start = gr.Button("Start training", variant="primary")
+    started = gr.Markdown()
+    panel = JobPanel(registry, "train")
+
+    gr.Markdown("### Loss")
+    with gr.Row():
+        shown_run = gr.Dropdown(label="Run shown", choices=[], scale=3, elem_id="train-run-shown")
+        reload_runs = gr.Button("Refresh", size="sm", scale=0)
+    plot = gr.LinePlot(
+        x="step",
+        y="loss",
+        color="series",
+        color_map={"train": "#2f6db5", "eval": "#e8741c"},
+        title="Loss",
+        height=300,
+        x_title="step",
+        elem_id="train-plot",
+    )
+    runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)
+    comparison = gr.Markdown()
+
+    def _args(project_name, values, resume_id):
+        args = [project_name, *settings_args("train", values, TrainSettings)]
+        if resume_id:
+            args += ["--resume", resume_id]
+        return args
+
+    def show_preview(project_name, resume_id, *values):
+        if not project_name:
+            return ""
+        return cli_line("train", _args(project_name, dict(zip(names, values, strict=True)), resume_id), root)
+
+    def load(project_name):
+        if not project_name:
+            return [gr.update()] * (len(inputs) + 6)
+        project = open_project(root, project_name)
+        current = project.settings().train
+        all_runs = _runs(project)
+        ids = [r.id for r in reversed(all_runs)]
+        resumable = [r.id for r in reversed(all_runs) if r.status in ("stopped", "failed")]
+        return shown_values(TrainSettings, current, names) + [
+            summary(project),
+            gr.update(choices=resumable, value=None),
+            gr.update(choices=ids, value=ids[0] if ids else None),
+            runs_table(project),
+            plot_update(project, ids[0] if ids else None),
+            eval_view(project, ids[0] if ids else None),
+        ]
+
+    def run_train(project_name, resume_id, *values):
+        project = open_project(root, project_name)
+        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        chosen = {n: getattr(settings, n) for n in names}
+        return start_job(registry, project_name, "train", _args(project_name, chosen, resume_id))
+
+    def live(project_name, run_id):
+        """While training runs, follow the newest run; otherwise leave the plot alone."""
+        if not project_name:
+            return gr.update(), gr.update(), gr.update()
+        try:
+            active = registry.active(project_name, "train")
+        except FtError:
+            return gr.update(), gr.update(), gr.update()
+        if active is None:
+            return gr.update(), gr.update(), gr.update()
+        project = open_project(root, project_name)
+        all_runs = _runs(project)
+        newest = all_runs[-1].id if all_runs else None
+        ids = [r.id for r in reversed(all_runs)]
+        return gr.update(choices=ids, value=newest), plot_update(project, newest), runs_table(project)
+
+    def do_mask(project_name, line, *values):
+        project = open_project(root, project_name)
+        try:
+            from ftstudio.train.preview import mask_preview
+        except ImportError:
+            return None, "The pre-flight needs the training stage (ftstudio.train)."
+        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        base_model = project.settings().base_model.model
+        if not base_model:
+            return None, "Choose a base model first (tab 2)."
+        try:
+            shown = mask_preview(project, settings, base_model, int(line) if line else None)
+        except FtError as exc:
+            return None, describe(exc)
+        segments = [(text, "trained" if trained else None) for text, trained in shown.segments]
+        note = f"Line {shown.line}: {shown.tokens} tokens, {shown.trained_tokens} trained" + (
+            " · **truncated** to max_seq_length" if shown.truncated else ""
+        )
+        return segments, note
+
+    def do_probe(project_name, resume_id, *values):
+        project = open_project(root, project_name)
+        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        chosen = {n: getattr(settings, n) for n in names}
+        args = [*_args(project_name, chosen, None), "--probe-only"]
+        return start_job(registry, project_name, "train", args)
+
+    def probe_view(project_name, job_id):
+        result = registry.get(project_name, job_id).result
+        probe = result.get("probe") if isinstance(result, dict) else None
+        if not probe:
+            return gr.update()
+        examples = result.get("examples") or {}
+        truncated = f" · {examples.get('truncated')} examples truncated" if examples.get("truncated") else ""
+        return (
+            f"Probe: {probe.get('seconds_per_step')} s per step, peak memory {probe.get('peak_memory_mb')} MB "
+            f"({probe.get('memory_kind')}); predicted **{probe.get('predicted_total_s')} s** for "
+            f"{probe.get('total_steps')} steps{truncated}."
+        )
+
+    def show_run(project_name, run_id):
+        if not project_name:
+            return gr.update(), gr.update()
+        project = open_project(root, project_name)
+        return plot_update(project, run_id), eval_view(project, run_id)
+
+    preview_inputs = [ctx.project, resume, *inputs]
+    for comp in (ctx.project, resume, *inputs):
+        comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
+    outputs = [*inputs, what, resume, shown_run, runs, plot, comparison]
+    ctx.project.change(load, [ctx.project], outputs)
+    ctx.demo.load(load, [ctx.project], outputs)
+    reload_runs.click(load, [ctx.project], outputs, api_name="train_refresh")
+    start.click(run_train, preview_inputs, [started], api_name="train")
+
+    def after_job(project_name, job_id):
+        # Results only: the settings the user may be editing stay as they are.
+        kept = [gr.update()] * len(inputs)
+        return [*kept, *load(project_name)[len(inputs) :], probe_view(project_name, job_id)]
+
+    panel.wire(ctx.timer, ctx.project, after_job, [*outputs, probe_note])
+    ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs], show_progress="hidden")
+    shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison])
+    show_mask.click(do_mask, [ctx.project, example_line, *inputs], [mask, mask_note], api_name="train_mask")
+    probe.click(do_probe, preview_inputs, [started], api_name="train_probe")
+
+    def loss_points(project_name: str, run_id: str | None = None) -> list[dict]:
+        """The plotted points (step, loss, series) of a run: what the browser shows, for scripts and tests."""
+        return loss_frame(open_project(root, project_name), run_id).to_dict("records")
+
+    gr.api(loss_points, api_name="loss_points")

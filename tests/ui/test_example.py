@@ -1,0 +1,38 @@
+"""The offline example project behind the README's first command (`ftstudio ui --example`)."""
+
+from __future__ import annotations
+
+import json
+
+from ftstudio.dataset import read_dataset
+from ftstudio.knowledge.store import KnowledgeStore
+from ftstudio.ui.example import EXAMPLE_NAME, ensure_example, examples_dir
+
+
+def test_example_data_is_valid_and_about_the_document():
+    data = read_dataset(examples_dir() / "sft_data.jsonl")
+    assert not data.errors and 25 <= len(data.examples) <= 40
+    text = (examples_dir() / "sourdough.md").read_text().lower()
+    # Every answer draws on the guide: a word of at least 6 letters from it appears in each.
+    for example in data.examples:
+        words = {w.strip(".,;:()").lower() for w in example.answer.split() if len(w) >= 6}
+        assert any(w in text for w in words), example.answer
+
+
+def test_ensure_example_builds_a_project_ready_to_click_through(workspace):
+    project = ensure_example(workspace)
+    assert project.name == EXAMPLE_NAME
+    assert project.sft_data.read_text() == (examples_dir() / "sft_data.jsonl").read_text()
+    model = project.settings().base_model.model
+    assert model and json.loads((project.dir / "models/tiny-llama/config.json").read_text())["model_type"] == "llama"
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        docs = store.documents()
+        assert [d.path for d in docs] == [str(project.dir / "uploads" / "sourdough.md")] and docs[0].chunks > 1
+        assert "sourdough.md" in store.search("hooch hungry starter", k=1)[0].chunk.document
+
+    # A second run adds nothing and changes nothing the user may have edited.
+    project.sft_data.write_text('{"instruction": "mine", "output": "my own answer"}\n')
+    before = project.knowledge_db.stat().st_mtime_ns
+    ensure_example(workspace)
+    assert project.sft_data.read_text().startswith('{"instruction": "mine"')
+    assert project.knowledge_db.stat().st_mtime_ns == before

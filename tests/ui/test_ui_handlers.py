@@ -1,0 +1,242 @@
+"""Every tab's handlers, called through gradio_client against `ftstudio ui` running on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gradio_client import handle_file
+
+from ftstudio.project import Project
+from ftstudio.ui.common import shown_values
+
+
+def needs_training() -> None:
+    """Training, export and chat need the train stage (runner, runs, chat); skip cleanly where it is absent."""
+    pytest.importorskip("ftstudio.train.runner")
+    pytest.importorskip("ftstudio.train.chat")
+
+
+EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "examples" / "sourdough.md"
+
+DOC = """# Lighthouses
+
+## Fresnel lenses
+
+A Fresnel lens concentrates the lamp's light into a horizontal beam using rings of prisms, so a small flame can be
+seen from more than twenty nautical miles away.
+
+## Keepers
+
+Keepers trimmed the wicks, wound the clockwork that turned the lens, and logged the weather every four hours.
+"""
+
+
+@pytest.fixture(scope="module")
+def project(client, studio):
+    update, message, _ = client.predict("lights", api_name="/create_project")
+    assert update["value"] == "lights" and "Created project" in message
+    return Project.open("lights", studio.root)
+
+
+def test_creating_a_project_twice_is_refused_with_a_message(client, project):
+    update, message, kept = client.predict("lights", api_name="/create_project")
+    assert "already exists" in message and kept == "lights"
+    _, message, _ = client.predict("../evil", api_name="/create_project")
+    assert "not a valid project name" in message
+
+
+def test_knowledge_upload_ingest_documents_search_and_remove(client, studio, project, tmp_path):
+    doc = tmp_path / "light houses (draft).md"
+    doc.write_text(DOC)
+    started = client.predict(
+        "lights", [handle_file(str(doc))], None, 200, 20, *_extra_knowledge_fields(), api_name="/ingest"
+    )
+    assert started.startswith("Started ingest job"), started
+    state = studio.wait_job("lights", "ingest")
+    assert state.status == "done", state.error
+    # Stored under a safe name inside the project, and that is the path the store knows.
+    stored = project.dir / "uploads" / "light_houses_draft_.md"
+    assert stored.read_text() == DOC
+    assert "--chunk-tokens 200 --overlap 20" in state.cli
+    assert project.settings().knowledge.chunk_tokens == 200  # what the UI ran with is the project's now
+
+    result = client.predict("lights", api_name="/documents")
+    table = result[-2]
+    assert table["data"][0][0] == "uploads/light_houses_draft_.md" and table["data"][0][3] >= 1
+
+    hits = client.predict("lights", "Fresnel prisms", 5, api_name="/search")
+    assert "light_houses_draft_.md" in hits and "**Fresnel**" in hits
+
+    message, table, _ = client.predict("lights", str(stored), api_name="/remove_document")
+    assert message.startswith("Removed") and table["data"] == []
+    assert "No chunk matches" in client.predict("lights", "Fresnel", 5, api_name="/search")
+
+
+def _extra_knowledge_fields():
+    """Values for the Knowledge settings fields after chunk_tokens and overlap, as the page shows them."""
+    return _knowledge_defaults()[2:]
+
+
+def _knowledge_defaults():
+    from ftstudio.knowledge.settings import KnowledgeSettings
+
+    return shown_values(KnowledgeSettings, KnowledgeSettings(), list(KnowledgeSettings.model_fields))
+
+
+def test_base_model_catalog_check_and_saved_choice(client, project, tiny_model, tmp_path):
+    rows = client.predict("lights", api_name="/catalog")
+    verdicts = {row[0]: row[4] for row in rows}
+    assert verdicts and set(verdicts.values()) <= {"ok", "warn", "error"}
+    # 4-bit models need CUDA, which this machine lacks: the catalog says so, with the reason.
+    four_bit = [row for row in rows if row[0].endswith("bnb-4bit")]
+    assert four_bit and all(row[4] == "error" and "CUDA" in row[5] for row in four_bit)
+
+    folder = tiny_model("llama")
+    verdict = client.predict("lights", str(folder), False, api_name="/check_model")
+    assert "**ok**" in verdict and "GiB" in verdict
+    missing = client.predict("lights", str(tmp_path / "no-model"), False, api_name="/check_model")
+    assert "no-model" in missing and "→" in missing  # the message names the folder and says what to do
+
+    message, current = client.predict("lights", str(folder), False, api_name="/save_base_model")
+    assert message.startswith("Saved") and str(folder) in current
+    assert project.settings().base_model.model == str(folder)
+
+
+def test_own_data_upload_is_validated_with_line_numbers_then_edited(client, project, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "q2"}\nnot json\n')
+    message, *_ = client.predict("lights", handle_file(str(bad)), api_name="/upload_data")
+    assert "line 2" in message and "line 3" in message and not project.sft_data.exists()
+
+    good = tmp_path / "mine.jsonl"
+    rows = [{"instruction": f"What is lamp {i}?", "output": f"Lamp {i} is a light."} for i in range(1, 4)]
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    message, summary, table, download = client.predict("lights", handle_file(str(good)), api_name="/upload_data")
+    assert "3 examples" in summary and [r[0] for r in table["data"]] == [1, 2, 3]
+    assert project.sft_data.read_text() == good.read_text()
+
+    edited = [[1, "What is lamp one?", "Lamp one is the first light."], *table["data"][1:]]
+    message, summary, table = client.predict(
+        "lights", {"headers": ["line", "question", "answer"], "data": edited}, api_name="/save_data_edits"
+    )
+    assert message == "Saved 1 edited lines."
+    message, summary, table = client.predict("lights", 2, api_name="/delete_data_line")
+    assert "2 examples" in summary
+    lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
+    assert lines == [{"instruction": "What is lamp one?", "output": "Lamp one is the first light."}, rows[2]]
+
+
+def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, studio, project):
+    from ftstudio.synth.settings import SynthSettings
+    from ftstudio.ui.tabs import generate
+    from protocol_servers import OllamaServer
+
+    doc = EXAMPLE_DOC
+    client.predict("lights", [handle_file(str(doc))], None, *_knowledge_defaults(), api_name="/ingest")
+    assert studio.wait_job("lights", "ingest").status == "done"
+    before = len(project.sft_data.read_text().splitlines())
+    with OllamaServer(models=["llama3:8b", "qwen2:7b"]) as server:
+        update, message = client.predict("ollama", server.url, "", api_name="/helper_models")
+        assert update["choices"] == [["llama3:8b", "llama3:8b"], ["qwen2:7b", "qwen2:7b"]], message
+        values = shown_values(SynthSettings, SynthSettings(), generate.field_names())
+        started = client.predict(
+            "lights", "ollama", server.url, "qwen2:7b", "", *values, 6, "", None, api_name="/generate"
+        )
+        assert started.startswith("Started generate job"), started
+        state = studio.wait_job("lights", "generate")
+    assert state.status == "done", state.error
+    assert state.result["written"] == 6
+    assert "--model qwen2:7b" in state.cli and "--pairs 6" in state.cli and server.url in state.cli
+    lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
+    assert len(lines) == before + 6 and all("sourdough.md" in r["meta"]["document"] for r in lines[before:])
+    assert project.settings().synth.model == "qwen2:7b"  # what the UI ran with is the project's now
+
+
+def test_helper_list_says_clearly_when_ollama_is_not_running(client):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    update, message = client.predict("ollama", f"http://127.0.0.1:{port}", "", api_name="/helper_models")
+    assert update["choices"] == [] and "Ollama" in message and "→" in message
+
+
+def test_train_a_few_steps_then_see_the_loss_and_the_comparison(client, studio, project):
+    needs_training()
+    from ftstudio.train.settings import TrainSettings
+    from ftstudio.ui.tabs import train
+
+    result = client.predict("lights", api_name="/train_refresh")
+    summary = next(x for x in result if isinstance(x, str) and "Base model" in x)
+    assert str(project.settings().base_model.model) in summary and "examples in `data/sft_data.jsonl`" in summary
+
+    names = train.field_names()
+    values = shown_values(TrainSettings, TrainSettings(), names)
+    for name, value in {"max_steps": 4, "eval_every": 2, "save_every": 2, "batch_size": 2}.items():
+        values[names.index(name)] = value
+    # Pre-flight: one example as training sees it, the answer's tokens marked as trained.
+    segments, note = client.predict("lights", 1, *values, api_name="/train_mask")
+    trained = "".join(part["token"] for part in segments if part["class_or_confidence"] == "trained")
+    assert "Lamp one is the first light." in trained and note.startswith("Line 1:")
+    started = client.predict("lights", None, *values, api_name="/train")
+    assert started.startswith("Started train job"), started
+    # A second training while the first runs is refused, naming the first.
+    refused = client.predict("lights", None, *values, api_name="/train")
+    assert refused.startswith("⚠ Not started") and "train job" in refused
+    state = studio.wait_job("lights", "train", timeout=400)
+    assert state.status == "done", state.error
+    assert "--max-steps 4" in state.cli
+
+    points = client.predict("lights", None, api_name="/loss_points")
+    assert [p["step"] for p in points if p["series"] == "train"] == [1, 2, 3, 4]
+    assert [p["step"] for p in points if p["series"] == "eval"] == [2, 4]
+    result = client.predict("lights", api_name="/train_refresh")
+    comparison = result[-1]
+    assert "eval loss **base" in comparison and "| question | reference | base | tuned |" in comparison
+
+
+def test_export_a_gguf_and_find_its_download_link(client, studio, project):
+    needs_training()
+    from ftstudio.export.settings import ExportSettings
+    from ftstudio.ui.tabs import export
+
+    values = shown_values(ExportSettings, ExportSettings(), export.field_names())
+    started = client.predict("lights", None, "", *values, api_name="/export")
+    assert started.startswith("Started export job"), started
+    state = studio.wait_job("lights", "export", timeout=400)
+    assert state.status == "done", state.error
+    gguf = next(f["path"] for f in state.result["files"] if f["path"].endswith(".gguf"))
+
+    table, files, modelfile, command = client.predict("lights", api_name="/export_files")[-4:]
+    shown = {row[0] for row in table["data"]}
+    assert Path(gguf).name in shown and any(name.endswith(".Modelfile") for name in shown)
+    assert any(Path(f).name == Path(gguf).name and Path(f).stat().st_size == Path(gguf).stat().st_size for f in files)
+    assert modelfile.startswith("FROM ") and "PARAMETER stop" in modelfile
+    assert command.startswith("ollama create lights -f ") and command.endswith(".Modelfile")
+
+
+def test_chat_streams_tuned_and_base_answers_side_by_side(client, project):
+    needs_training()
+    tuned, base, note, cleared = client.predict("lights", None, 2, "How long does bulk fermentation take?", [], [],
+                                                api_name="/chat")  # fmt: skip
+    assert cleared == ""
+    for history in (tuned, base):
+        assert [m["role"] for m in history] == ["user", "assistant"]
+    assert note.startswith("Passages from:") and "sourdough.md" in note
+
+
+def test_ui_warns_when_listening_beyond_this_machine():
+    from ftstudio.cli.ui import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_importing_the_cli_does_not_import_gradio():
+    code = "import sys, ftstudio.cli; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

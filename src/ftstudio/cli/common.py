@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 
 from ftstudio.progress import Event, ProgressFn
@@ -24,6 +25,14 @@ RootOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")]
+
+
+def setting_help(model: type[BaseModel], field: str) -> str:
+    """An option's help is its setting's own description and default (one source of truth: the stage's model)."""
+    info = model.model_fields[field]
+    default = "" if info.default is None else f" (default: {info.default})"
+    return (info.description or "") + default
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)

@@ -8,13 +8,12 @@ from typing import Annotated
 
 import typer
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar, setting_help
 from ftstudio.synth.settings import ProviderName, SynthSettings
 
 
 def _help(field: str) -> str:
-    """The option's help is the setting's own description (one source of truth)."""
-    return SynthSettings.model_fields[field].description or ""
+    return setting_help(SynthSettings, field)
 
 
 ProviderOpt = Annotated[

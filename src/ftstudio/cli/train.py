@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar, setting_help
 from ftstudio.project import Project
+from ftstudio.train.settings import TrainSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -23,16 +24,16 @@ def register(app: typer.Typer) -> None:
 def train(
     name: Annotated[str, typer.Argument(help="Project name.")],
     base_model: Annotated[str | None, typer.Option(help="Hub id or local folder; saved in project.toml.")] = None,
-    method: Annotated[str | None, typer.Option(help="lora or qlora (4-bit, CUDA only).")] = None,
-    backend: Annotated[str | None, typer.Option(help="auto, unsloth (CUDA) or transformers.")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the data.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Examples per micro-batch.")] = None,
-    max_seq_length: Annotated[int | None, typer.Option(help="Longest example in tokens.")] = None,
-    rank: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for split, order, init and dropout.")] = None,
-    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    method: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "method"))] = None,
+    backend: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "backend"))] = None,
+    epochs: Annotated[float | None, typer.Option(help=setting_help(TrainSettings, "epochs"))] = None,
+    max_steps: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "max_steps"))] = None,
+    learning_rate: Annotated[float | None, typer.Option(help=setting_help(TrainSettings, "learning_rate"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "batch_size"))] = None,
+    max_seq_length: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "max_seq_length"))] = None,
+    rank: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "rank"))] = None,
+    seed: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "seed"))] = None,
+    save_every: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "save_every"))] = None,
     resume: Annotated[str | None, typer.Option(help="Continue run RUN from its last checkpoint.")] = None,
     probe_only: Annotated[
         bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
@@ -42,7 +43,6 @@ def train(
 ) -> None:
     """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops)."""
     from ftstudio.train.runner import train as run_training
-    from ftstudio.train.settings import TrainSettings
 
     project = Project.open(name, root)
     if base_model:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +55,9 @@ def strip_wrapping(text: str) -> str:
     return text.strip()
 
 
-def _balanced_end(text: str, start: int) -> int | None:
-    """Index just past the bracket closing the one at `start`, honouring strings; None if it never closes."""
-    stack, in_str, escaped = [], False, False
+def _brackets(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, char) of each bracket outside JSON strings, from `start`."""
+    in_str, escaped = False, False
     for i in range(start, len(text)):
         c = text[i]
         if in_str:
@@ -68,32 +69,31 @@ def _balanced_end(text: str, start: int) -> int | None:
                 in_str = False
         elif c == '"':
             in_str = True
-        elif c in "{[":
+        elif c in "{[}]":
+            yield i, c
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    """Index just past the bracket closing the one at `start`, honouring strings; None if it never closes."""
+    stack: list[str] = []
+    for i, c in _brackets(text, start):
+        if c in "{[":
             stack.append("}" if c == "{" else "]")
-        elif c in "}]":
-            if not stack or stack.pop() != c:
-                return None
-            if not stack:
-                return i + 1
+        elif not stack or stack.pop() != c:
+            return None
+        elif not stack:
+            return i + 1
     return None
 
 
 def _close_truncated(text: str) -> str:
     """Cut a truncated JSON text back to its last complete element and close what is open."""
-    stack, in_str, escaped, last_ok = [], False, False, None
-    for i, c in enumerate(text):
-        if in_str:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "{[":
+    stack: list[str] = []
+    last_ok = None
+    for i, c in _brackets(text):
+        if c in "{[":
             stack.append("}" if c == "{" else "]")
-        elif c in "}]" and stack:
+        elif stack:
             stack.pop()
             last_ok = (i + 1, list(stack))
     if last_ok is None:

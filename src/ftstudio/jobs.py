@@ -1,6 +1,7 @@
 """Background jobs: long work (ingest, generate, train, export) run as a subprocess of our own CLI.
 
-A job runs `python -m ftstudio COMMAND ARGS... --root ROOT --json` with its stdout and stderr going straight to files
+A job runs `python -m ftstudio COMMAND OPTIONS... --root ROOT --json -- POSITIONALS...` (after `--` nothing is read
+as an option: a project or file name can never inject one) with its stdout and stderr going straight to files
 in the project, `projects/<name>/jobs/<id>.out` (the final JSON document) and `<id>.log` (progress: one
 `{"event": {...}}` line per event, see cli/common.py `progress_bar`, mixed with any other log lines). Its state,
 `<id>.json`, says what runs, the equivalent CLI command, the process id and, once it ended, how.
@@ -112,6 +113,41 @@ def _alive(state: JobState) -> bool:
 def cli_line(command: str, args: list[str], root: Path) -> str:
     """The command a user would type for this job, quoted so it survives spaces and quotes in paths."""
     return shlex.join(["ftstudio", command, *args, "--root", str(root)])
+
+
+def split_args(command: str, args: list[str]) -> tuple[list[str], list[str]]:
+    """`args` as (positionals, options), read against the CLI command's own options; BadInput names an argument
+    that could be taken for an option (a name or path starting with '-') or one the runner sets itself.
+
+    The job runs `COMMAND OPTIONS... -- POSITIONALS...`: after `--` nothing is read as an option, so a value can
+    never inject one; refusing values that start with '-' on top keeps the shown command line the same command.
+    """
+    from ftstudio.cli.common import command_options
+
+    options_by_flag = {flag: opt for opt in command_options(command).values() for flag in opt.opts + opt.secondary_opts}
+    positionals: list[str] = []
+    options: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        flag = arg.split("=", 1)[0]
+        if flag in ("--root", "--json"):
+            raise BadInput(f"job argument {arg!r}: the job runner sets --root and --json itself", hint="leave it out")
+        option = options_by_flag.get(flag) if arg.startswith("-") else None
+        if option is not None:
+            options.append(arg)
+            if not option.is_flag and "=" not in arg:
+                value = next(rest, None)
+                if value is None:
+                    raise BadInput(f"job option {arg} has no value", hint=f"pass {arg} VALUE")
+                options.append(value)
+        elif arg.startswith("-"):
+            raise BadInput(
+                f"job argument {arg!r} starts with '-', so `ftstudio {command}` would read it as an option",
+                hint="names and paths passed to a job may not start with '-': rename it (or pass ./ before a path)",
+            )
+        else:
+            positionals.append(arg)
+    return positionals, options
 
 
 class Job:
@@ -276,13 +312,16 @@ class JobRegistry:
         return None
 
     def start(self, project: str, command: str, args: list[str], env: dict[str, str] | None = None) -> JobState:
-        """Start `ftstudio COMMAND ARGS --root ROOT --json` in the background; BadInput if it conflicts.
+        """Start `ftstudio COMMAND OPTIONS --root ROOT --json -- POSITIONALS` in the background; BadInput if it
+        conflicts or an argument could be read as an option (see `split_args`).
 
-        `env` adds to the subprocess's environment (API keys go here: never in `args`). Returns the new state.
+        `args` are the command's arguments in any order, as a user would type them. `env` adds to the subprocess's
+        environment (API keys go here: never in `args`). Returns the new state.
         """
         if not all(isinstance(a, str) for a in args):
             raise BadInput("job arguments must be strings", hint="pass a list of str, never one shell string")
         proj = self._project(project)
+        positionals, options = split_args(command, list(args))
         with self._lock:
             reason = self.conflict(project, command)
             if reason:
@@ -290,7 +329,8 @@ class JobRegistry:
             job_id = _new_id(command)
             job = Job(proj, job_id)
             job.state_path.parent.mkdir(parents=True, exist_ok=True)
-            argv = [sys.executable, "-m", "ftstudio", command, *args, "--root", str(self.root), "--json"]
+            root = ["--root", str(self.root), "--json"]
+            argv = [sys.executable, "-m", "ftstudio", command, *options, *root, "--", *positionals]
             full_env = {**os.environ, **(env or {}), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
             with job.log_path.open("wb") as log, job.out_path.open("wb") as out:
                 # A session of its own: a Ctrl-C meant for the UI does not reach the job, and stop() can signal

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ROOT_ENV = "FTSTUDIO_ROOT"
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+# Not starting with '-' either: a name is passed on command lines (jobs, the commands the UI shows) and must never
+# read as an option.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
 
 
 class ProjectSettings(BaseModel):
@@ -61,7 +64,7 @@ def validate_name(name: str) -> str:
     if not _NAME_RE.match(name) or name in {".", ".."}:
         raise BadInput(
             f"{name!r} is not a valid project name",
-            hint="use 1-64 letters, digits, '-', '_' or '.', not starting with '.' (e.g. math-tutor)",
+            hint="use 1-64 letters, digits, '-', '_' or '.', not starting with '.' or '-' (e.g. math-tutor)",
         )
     return name
 
@@ -127,7 +130,16 @@ class Project:
     @classmethod
     def open(cls, name: str, root: Path | str | None = None) -> Project:
         """Open an existing project; NotFound (with the fix) if there is none of that name."""
-        project = cls(resolve_root(root), validate_name(name))
+        root = resolve_root(root)
+        folder = root / "projects" / name
+        if name.startswith("-") and _NAME_RE.match(name.lstrip("-")) and (folder / "project.toml").is_file():
+            # Made before names starting with '-' were refused: say how to rename it.
+            raise BadInput(
+                f"project {name!r} has a name starting with '-', which commands would read as an option",
+                hint=f"rename its folder, e.g. `mv -- {shlex.quote(str(folder))} "
+                f"{shlex.quote(str(folder.with_name(name.lstrip('-'))))}`, then use the new name",
+            )
+        project = cls(root, validate_name(name))
         if not project.settings_path.is_file():
             raise NotFound(
                 f"no project {name!r} under {project.root / 'projects'}",

@@ -107,7 +107,7 @@ def _bad_inputs(folder):
         "fake.docx": "not a valid DOCX",
         "fake.epub": "not a valid EPUB",
         "slides.pptx": "unsupported file type",
-        "dangling.md": "unreadable",
+        "dangling.md": "a broken link",
     }
 
 

@@ -10,9 +10,10 @@ import json
 import sys
 
 import typer
+from rich.text import Text
 
 from ftstudio.cli import data, export, knowledge, models, project, synth, train, ui
-from ftstudio.cli.common import err
+from ftstudio.cli.common import err, visible
 from ftstudio.errors import FtError
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ def main() -> None:
         # --json promises one JSON document on stdout, failures included.
         if "--json" in sys.argv[1:]:
             sys.stdout.write(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}) + "\n")
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
+        err.print(Text.assemble(("error:", "bold red"), " ", visible(exc.message)), highlight=False)
         if exc.hint:
             err.print(f"  → {exc.hint}", markup=False, highlight=False)
         sys.exit(exc.exit_code)

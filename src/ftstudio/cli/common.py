@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,8 +35,37 @@ def setting_help(model: type[BaseModel], field: str) -> str:
     return (info.description or "") + default
 
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+def command_options(command: str) -> dict[str, Any]:
+    """The options of our own CLI command, by parameter name (read from the Typer app, so never out of step)."""
+    from ftstudio.cli import app
+
+    group = typer.main.get_command(app)
+    cmd = group.commands.get(command) if hasattr(group, "commands") else None
+    if cmd is None:
+        return {}
+    return {p.name: p for p in cmd.params if getattr(p, "opts", None) and p.opts[0].startswith("-")}
+
+
+# C0/C1 control characters (tab and newline aside) and the bidirectional overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters written as escapes (`\\x1b`), so a file name cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+class TextConsole(Console):
+    """A console that prints text as text: markup only where a call asks for it (with `markup=True`, user strings
+    inside go through `rich.markup.escape`), no emoji codes, and control characters made visible."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        super().print(*(visible(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+out = TextConsole(highlight=False, soft_wrap=True, emoji=False)
+err = TextConsole(stderr=True, highlight=False, emoji=False)
 
 
 def emit(data: Any, json_mode: bool, human: Callable[[], None] | None = None) -> None:

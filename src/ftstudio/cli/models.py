@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
 
@@ -68,7 +69,7 @@ def _print_table(machine: str, rows: list[dict], seq_len: int, batch: int) -> No
             f"{m['params_b']:5.2f} B  ctx {m['context']:>6}  {m['architecture']:<7}  "
             f"gguf {'yes' if m['gguf_export'] else 'no ':<3}  {m['memory_gib']:5.1f} GiB  {m['license']}"
         )
-        out.print(f"{_mark(m['verdict'])}  {name:<{width + 8}} {facts}", markup=True)
+        out.print(f"{_mark(m['verdict'])}  {escape(f'{name:<{width + 8}} {facts}')}", markup=True)
         for reason in m["reasons"]:
             out.print(f"        {reason}", markup=False)
 
@@ -94,11 +95,12 @@ def check(
 def _print_check(result) -> None:
     info = result.info
     if info.get("offline_reason"):
-        out.print(f"[yellow]offline[/] ({info['offline_reason']}): using the local hub cache")
+        out.print(f"[yellow]offline[/] ({escape(str(info['offline_reason']))}): using the local hub cache", markup=True)
     machine = result.hardware.describe()
-    out.print(f"[bold]{result.model}[/]: {_mark(result.verdict).strip()}  ({info.get('architecture')}; {machine})")
+    facts = escape(f"({info.get('architecture')}; {machine})")
+    out.print(f"[bold]{escape(result.model)}[/]: {_mark(result.verdict).strip()}  {facts}", markup=True)
     for finding in result.findings:
-        out.print(f"  {_mark(finding.level)}  {finding.check}: {finding.message}", markup=True)
+        out.print(f"  {_mark(finding.level)}  {escape(f'{finding.check}: {finding.message}')}", markup=True)
     for suggestion in result.suggestions:
         out.print(f"  → {suggestion}", markup=False)
     for method, estimate in result.estimates.items():
@@ -128,7 +130,9 @@ def use(
     emit(
         {"project": name, "model": saved, **result.to_dict()},
         json,
-        lambda: out.print(f"{name}: base model [bold]{saved}[/] ({_mark(result.verdict).strip()})"),
+        lambda: out.print(
+            f"{escape(name)}: base model [bold]{escape(str(saved))}[/] ({_mark(result.verdict).strip()})", markup=True
+        ),
     )
 
 

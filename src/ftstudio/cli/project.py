@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
 from ftstudio.project import Project, list_projects, resolve_root
@@ -25,7 +26,7 @@ def init(
     emit(
         {"name": project.name, "path": str(project.dir)},
         json,
-        lambda: out.print(f"Created project [bold]{project.name}[/] at {project.dir}"),
+        lambda: out.print(f"Created project [bold]{project.name}[/] at {escape(str(project.dir))}", markup=True),
     )
 
 

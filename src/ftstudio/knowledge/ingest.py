@@ -18,6 +18,7 @@ from pathlib import Path
 from ftstudio.errors import NotFound
 from ftstudio.knowledge.chunking import chunk_sections
 from ftstudio.knowledge.loaders import LoadError, is_supported, load_document
+from ftstudio.knowledge.safe_read import current_limits, read_regular, use_limits
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.knowledge.store import KnowledgeStore, NewDocument
 from ftstudio.knowledge.tokens import TokenCounter, resolve_counter
@@ -71,42 +72,76 @@ class IngestReport:
         }
 
 
-def collect_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[str]]:
-    """The files to ingest (folders walked recursively, sorted, hidden entries skipped) and those left out.
+@dataclass(frozen=True)
+class Collected:
+    """What `collect_files` found: files to read, files left out, and entries refused (each a failed result)."""
 
-    A file named directly is always tried (an unsupported one then fails by name); inside folders, files no loader
-    reads are only listed as skipped. Raises NotFound (bad input, nothing changed) for a path that does not exist.
+    files: list[Path]
+    skipped: list[str]
+    refused: list[FileResult]
+    links: dict[Path, str] = field(default_factory=dict)  # a file reached through a link: how messages name it
+
+
+def collect_files(paths: Iterable[Path | str]) -> Collected:
+    """The files to ingest (folders walked recursively, sorted, hidden entries skipped), those left out, and those
+    refused.
+
+    A file named directly is always tried (an unsupported one then fails by name), links included; inside folders,
+    files no loader reads are only listed as skipped, and a link is followed only when it points inside the folder
+    being ingested (one pointing out is refused, named as found). Raises NotFound (bad input, nothing changed) for
+    a path that does not exist.
     """
     paths = [Path(p).expanduser() for p in paths]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise NotFound(f"no such file or folder: {', '.join(missing)}", hint="check the path; nothing was ingested")
-    files: list[Path] = []
-    skipped: list[str] = []
+    found = Collected([], [], [])
     seen: set[Path] = set()
     for p in paths:
-        if p.is_dir():
-            for folder, dirs, names in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    f = Path(folder, name)
-                    if name.startswith("."):
-                        continue
-                    if is_supported(f):
-                        _add(f, files, seen)
-                    else:
-                        skipped.append(str(f.resolve()))
-        else:
-            _add(p, files, seen)
-    return files, skipped
+        if not p.is_dir():
+            _add(p, found, seen)
+            continue
+        top = p.resolve()
+        for folder, dirs, names in os.walk(p):
+            for d in dirs:
+                link = Path(folder, d)
+                if not d.startswith(".") and link.is_symlink() and not link.resolve().is_relative_to(top):
+                    found.refused.append(_outside(link, p))
+            # A folder link pointing inside is not walked: what it points to is walked where it lies.
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not Path(folder, d).is_symlink())
+            for name in sorted(names):
+                f = Path(folder, name)
+                if name.startswith("."):
+                    continue
+                if not is_supported(f):
+                    found.skipped.append(str(f.resolve()))
+                elif f.is_symlink() and not f.exists():
+                    broken = f"{f}: a broken link (to {os.readlink(f)})"
+                    found.refused.append(FileResult(str(f), "failed", error=broken))
+                elif f.is_symlink() and not f.resolve().is_relative_to(top):
+                    found.refused.append(_outside(f, p))
+                else:
+                    _add(f, found, seen)
+    return found
 
 
-def _add(f: Path, files: list[Path], seen: set[Path]) -> None:
+def _outside(link: Path, folder: Path) -> FileResult:
+    return FileResult(
+        str(link),
+        "failed",
+        error=f"{link}: a link to {link.resolve()}, outside the folder being ingested ({folder})",
+        hint="links are followed only inside the folder; pass the file itself to ingest it",
+    )
+
+
+def _add(f: Path, found: Collected, seen: set[Path]) -> None:
     # A dangling link keeps its own name (resolving it would name a file that is not there).
     resolved = f.resolve() if f.exists() else Path(os.path.abspath(f))
     if resolved not in seen:
         seen.add(resolved)
-        files.append(resolved)
+        found.files.append(resolved)
+        if f.is_symlink():
+            found.links[resolved] = f"{f} (a link to {resolved})"
 
 
 def ingest(
@@ -124,9 +159,10 @@ def ingest(
     project_settings = project.settings()
     settings = settings or project_settings.knowledge
     counter = resolve_counter(settings.tokenizer, project_settings.base_model.model)
-    files, skipped = collect_files(paths)
+    found = collect_files(paths)
+    files, skipped = found.files, found.skipped
     results: list[FileResult] = []
-    with KnowledgeStore.open(project.knowledge_db) as store:
+    with KnowledgeStore.open(project.knowledge_db) as store, use_limits(settings.read_limits()):
         # Whole files are grouped into batches of about BATCH_SECONDS, one transaction each (every file a savepoint
         # of it): a crash loses at most the last uncommitted batch of whole files. `done` counts committed files.
         while len(results) < len(files):
@@ -135,25 +171,28 @@ def ingest(
             with store.batch():
                 for path in files[len(results) :]:
                     report(progress, "ingest", len(results), len(files), path.name)
-                    batch.append(ingest_file(store, path, counter, settings))
+                    batch.append(ingest_file(store, path, counter, settings, found.links.get(path)))
                     if time.monotonic() - opened >= BATCH_SECONDS:
                         break
             results.extend(batch)
         report(progress, "ingest", len(files), len(files), "done")
-    return IngestReport(
-        results, skipped, counter.name, settings.chunk_tokens, settings.overlap, time.perf_counter() - started
-    )
+    seconds = time.perf_counter() - started
+    documents = found.refused + results
+    return IngestReport(documents, skipped, counter.name, settings.chunk_tokens, settings.overlap, seconds)
 
 
-def ingest_file(store: KnowledgeStore, path: Path, counter: TokenCounter, settings: KnowledgeSettings) -> FileResult:
+def ingest_file(
+    store: KnowledgeStore, path: Path, counter: TokenCounter, settings: KnowledgeSettings, shown: str | None = None
+) -> FileResult:
     """Ingest one file, all or nothing (its own transaction, or a savepoint inside `store.batch()`); failures come
-    back as a `failed` result naming the reason."""
+    back as a `failed` result naming the reason (and the file as `shown`, when it was reached through a link).
+
+    Only a regular file is read, at most `max_document_mb` of it (see safe_read)."""
     key = str(path)
     try:
-        data = path.read_bytes()
-        stat = path.stat()
-    except OSError as exc:
-        return FileResult(key, "failed", error=f"{path}: unreadable ({exc.strerror or exc})")
+        data, stat = read_regular(path, current_limits().max_bytes, shown)
+    except LoadError as exc:
+        return FileResult(key, "failed", error=exc.message, hint=exc.hint)
     sha = hashlib.sha256(data).hexdigest()
     existing = store.document(key)
     if (

@@ -16,6 +16,24 @@ class KnowledgeSettings(BaseModel):
         "fast estimate), 'estimate', or a path to a tokenizer.json or a folder holding one.",
     )
 
+    max_document_mb: int = Field(
+        512,
+        ge=1,
+        description="Largest document read, in MB: a bigger file, or an EPUB/DOCX whose parts unpack to more, fails "
+        "by name (counted on the bytes actually read).",
+    )
+    max_unpack_ratio: float = Field(
+        100.0,
+        ge=1,
+        description="Most bytes a part of an EPUB/DOCX may unpack to per compressed byte; more is a zip bomb.",
+    )
+
+    def read_limits(self):
+        """These caps as the readers apply them (ftstudio.knowledge.safe_read)."""
+        from ftstudio.knowledge.safe_read import MB, ReadLimits
+
+        return ReadLimits(max_bytes=self.max_document_mb * MB, max_ratio=self.max_unpack_ratio)
+
     @model_validator(mode="after")
     def _overlap_below_budget(self) -> KnowledgeSettings:
         if self.overlap >= self.chunk_tokens:

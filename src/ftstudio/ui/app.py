@@ -57,9 +57,25 @@ def build_app(root: Path | str | None = None) -> gr.Blocks:
     return demo
 
 
-def launch(root: Path | str | None, host: str, port: int, **kwargs) -> None:
-    """Serve the studio until interrupted."""
+def launch(
+    root: Path | str | None,
+    host: str,
+    port: int,
+    *,
+    auth: tuple[str, str] | None = None,
+    allowed_hosts: list[str] | None = None,
+    **kwargs,
+) -> None:
+    """Serve the studio until interrupted: behind Gradio's login when `auth` is (user, password), answering only
+    requests whose Host is in `allowed_hosts` (default: the bound address and loopback names; see ui/hosts.py)."""
+    from starlette.middleware import Middleware
+
+    from ftstudio.ui.hosts import HostCheck
+    from ftstudio.ui.hosts import allowed_hosts as default_hosts
+
+    allowed = allowed_hosts or default_hosts(host, [])
     demo = build_app(root)
     demo.queue(default_concurrency_limit=8).launch(
-        server_name=host, server_port=port, css=CSS, footer_links=[], show_error=True, **kwargs
-    )
+        server_name=host, server_port=port, css=CSS, footer_links=[], show_error=True, auth=auth,
+        app_kwargs={"middleware": [Middleware(HostCheck, allowed=allowed)]}, **kwargs,
+    )  # fmt: skip

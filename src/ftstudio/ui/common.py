@@ -148,16 +148,10 @@ def save_section(project: Project, section: str, model: type[BaseModel], values:
 
 
 def cli_options(command: str) -> dict[str, Any]:
-    """The options our own CLI command takes, by parameter name (from the Typer app, so never out of step)."""
-    import typer
+    """The options our own CLI command takes, by parameter name."""
+    from ftstudio.cli.common import command_options
 
-    from ftstudio.cli import app
-
-    group = typer.main.get_command(app)
-    cmd = group.commands.get(command) if hasattr(group, "commands") else None
-    if cmd is None:
-        return {}
-    return {p.name: p for p in cmd.params if getattr(p, "opts", None) and p.opts[0].startswith("--")}
+    return command_options(command)
 
 
 def settings_args(command: str, values: dict[str, Any], model: type[BaseModel] | None = None) -> list[str]:

@@ -7,6 +7,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from ftstudio.knowledge import safe_read
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
 from ftstudio.knowledge.loaders.errors import LoadError
 
@@ -24,6 +25,8 @@ def load(path: Path, data: bytes) -> LoadedDocument:
         hint = "an old binary .doc? save it as .docx" if data[:4] == b"\xd0\xcf\x11\xe0" else "it may be damaged"
         raise LoadError(path, "not a valid DOCX (not a zip archive)", hint)
     try:
+        # python-docx reads the parts itself: first prove that every one unpacks within the caps.
+        safe_read.BoundedZip(path, zipfile.ZipFile(io.BytesIO(data))).check_all()
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise LoadError(path, f"not a Word document ({exc})", "save it from Word or LibreOffice as .docx") from exc

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote
 
+from ftstudio.knowledge import safe_read
 from ftstudio.knowledge.document import LoadedDocument, clean_title
 from ftstudio.knowledge.loaders.errors import LoadError
 from ftstudio.knowledge.loaders.html import SectionBuilder, decode_html, main_content, parse
@@ -21,7 +22,6 @@ _NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
 }
 _HTML_TYPES = {"application/xhtml+xml", "text/html", "application/x-dtbook+xml"}
-_MAX_MEMBER = 256 * 1024 * 1024  # refuse absurd (zip-bomb) chapters rather than fill the memory
 
 
 def load(path: Path, data: bytes) -> LoadedDocument:
@@ -30,7 +30,7 @@ def load(path: Path, data: bytes) -> LoadedDocument:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise LoadError(path, "not a valid EPUB (not a zip archive)", "check the file: it may be damaged or renamed")
     try:
-        book = zipfile.ZipFile(io.BytesIO(data))
+        book = safe_read.BoundedZip(path, zipfile.ZipFile(io.BytesIO(data)))  # every read within the caps
         names = set(book.namelist())
         if "META-INF/encryption.xml" in names and b"EncryptedData" in book.read("META-INF/encryption.xml"):
             raise LoadError(path, "DRM-protected EPUB (its chapters are encrypted)", "ingest a DRM-free copy")
@@ -54,8 +54,6 @@ def load(path: Path, data: bytes) -> LoadedDocument:
             href, media_type = manifest.get(itemref.get("idref"), (None, None))
             if href is None or media_type not in _HTML_TYPES or href not in names:
                 continue
-            if book.getinfo(href).file_size > _MAX_MEMBER:
-                raise LoadError(path, f"chapter {href} is too large ({book.getinfo(href).file_size} bytes unpacked)")
             chapter = parse(path, decode_html(path, book.read(href)))
             builder.add(main_content(chapter), chrome_ok=True)
             builder.end_chapter()

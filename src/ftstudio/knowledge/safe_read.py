@@ -106,45 +106,46 @@ def read_regular(path: Path, max_bytes: int, shown: str | None = None) -> tuple[
 
 
 class BoundedZip:
-    """A zip archive (in memory) whose members are read within the limits: `read(name)` stops with LoadError once
-    the member, or the archive so far, has unpacked more than `max_bytes`, or the member's unpacked bytes exceed
-    `max_ratio` times its compressed size. Counts what the decompressor actually produced, never the header."""
+    """A zip archive (in memory) whose members are read within the limits: LoadError once a member, or the archive
+    so far, unpacks to more than `max_bytes`, or a member's unpacked bytes exceed `max_ratio` times its compressed
+    size. What counts is what the decompressor actually produced, never the sizes the headers claim.
+
+    A member is first unpacked and thrown away, a megabyte at a time, to measure it; only a member within the limits
+    is then unpacked again into memory. So a bomb costs time (bounded by the caps) but never memory.
+    """
 
     def __init__(self, path: Path, archive: zipfile.ZipFile, limits: ReadLimits | None = None):
         self.path = path
         self.zip = archive
         self.limits = limits or current_limits()
-        self.unpacked = 0  # by every read so far: the cap holds for the archive as a whole
+        self.unpacked = 0  # by every member measured so far: the cap holds for the archive as a whole
 
     def namelist(self) -> list[str]:
         return self.zip.namelist()
 
     def read(self, name: str) -> bytes:
         """The member's bytes (KeyError if there is no such member, like ZipFile.read)."""
-        pieces: list[bytes] = []
-        self._stream(name, pieces.append)
-        return b"".join(pieces)
+        size = self._measure(self.zip.getinfo(name))
+        with self.zip.open(name) as member:
+            return member.read(size)  # at most `size` bytes are unpacked into memory
 
     def check_all(self) -> None:
-        """Unpack every member, keeping nothing, to prove the whole archive stays within the limits: for a reader
-        (python-docx) that reads members itself after this."""
+        """Measure every member, keeping nothing: for a reader (python-docx) that reads the members itself after."""
         for info in self.zip.infolist():
             if not info.is_dir():
-                self._stream(info.filename, lambda _piece: None)
+                self._measure(info)
 
-    def _stream(self, name: str, keep) -> None:
-        info = self.zip.getinfo(name)
+    def _measure(self, info: zipfile.ZipInfo) -> int:
+        name, limits = info.filename, self.limits
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             # EPUB and DOCX allow only these; bzip2 and LZMA would also unpack without a bound per read.
             method = info.compress_type
             raise LoadError(self.path, f"{name} uses zip compression method {method}, not stored or deflate")
-        limits = self.limits
         produced = 0
         with self.zip.open(info) as member:
             while piece := member.read(_CHUNK):
                 produced += len(piece)
-                self.unpacked += len(piece)
-                if self.unpacked > limits.max_bytes:
+                if self.unpacked + produced > limits.max_bytes:
                     raise LoadError(
                         self.path,
                         f"unpacks to more than the cap of {_mb(limits.max_bytes)} (stopped in {name})",
@@ -157,4 +158,5 @@ class BoundedZip:
                         f"({info.compress_size} bytes): a zip bomb",
                         "if the file is genuine, raise knowledge.max_unpack_ratio in project.toml (docs/security.md)",
                     )
-                keep(piece)
+        self.unpacked += produced
+        return produced

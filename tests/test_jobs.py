@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ftstudio.errors import BadInput
-from ftstudio.jobs import JobRegistry
+from ftstudio.jobs import JobRegistry, job_argv
 from ftstudio.project import Project
 
 DOC = "# Bees\n\nHoney bees live in colonies of many thousands of workers and one queen.\n"
@@ -76,7 +76,7 @@ def test_training_takes_the_machine_across_projects(workspace, project):
 def test_a_new_process_reattaches_to_a_job_whose_starter_has_gone(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     starter = (
-        "import sys; from ftstudio.jobs import JobRegistry; "
+        "import sys; from ftstudio.jobs import JobRegistry, job_argv; "
         "print(JobRegistry(sys.argv[1]).start('demo', 'ingest', ['demo', sys.argv[2]]).id)"
     )
     # The starting process exits at once, as a UI process would when the user closes it.
@@ -138,3 +138,35 @@ def test_a_job_whose_process_vanished_without_a_result_reads_as_lost(workspace, 
     job.out_path.write_text("")
     time.sleep(0.1)
     assert JobRegistry(workspace).get("demo", state.id).status == "lost"
+
+
+def test_names_are_never_options(workspace, project, tmp_path):
+    """Issue 12: a project named `--help` made the ingest job run `ftstudio ingest --help` and report done."""
+    doc = _doc(tmp_path / "in")
+    jobs = JobRegistry(workspace)
+    for hostile in (["demo", "--help"], ["demo", "-x.md"], ["demo", str(doc), "--root", "/tmp"]):
+        with pytest.raises(BadInput, match="starts with '-'|sets --root"):
+            jobs.start("demo", "ingest", hostile)
+    assert not (project.dir / "jobs").exists()  # refused before anything was written
+
+    # A project made before such names were refused: a clear error saying how to rename it, no job.
+    legacy = workspace / "projects" / "--help"
+    legacy.mkdir(parents=True)
+    (legacy / "project.toml").write_text("")
+    with pytest.raises(BadInput, match="starting with '-'") as info:
+        jobs.start("--help", "ingest", ["--help", str(doc)])
+    assert "mv --" in info.value.hint and str(workspace / "projects" / "help") in info.value.hint
+
+
+def test_options_come_before_a_double_dash_and_positionals_after(workspace, project, tmp_path):
+    doc = _doc(tmp_path / "in", name="notes.md")
+    jobs = JobRegistry(workspace)
+    # Arguments in the order a user types them; option values may themselves start with '-'.
+    state = jobs.start("demo", "ingest", ["demo", "--chunk-tokens", "64", str(doc), "--overlap=8"])
+    final = jobs.wait("demo", state.id, timeout=180)
+    assert final.status == "done", final.error
+    assert final.result["chunk_tokens"] == 64 and final.result["overlap"] == 8
+    assert final.args == ["demo", "--chunk-tokens", "64", str(doc), "--overlap=8"]
+    argv = job_argv("ingest", ["demo", "--overlap", "-1", str(doc)], workspace)
+    assert argv[argv.index("--") + 1 :] == ["demo", str(doc)]
+    assert argv[argv.index("ingest") + 1 : argv.index("--")] == ["--overlap", "-1", "--root", str(workspace), "--json"]

@@ -18,7 +18,9 @@ def test_create_lays_out_the_workspace(workspace):
     assert list_projects(workspace) == ["math-tutor"]
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "", "..", "a b", "x" * 65, "név"])
+@pytest.mark.parametrize(
+    "name", ["../x", "a/b", ".hidden", "", "..", "a b", "x" * 65, "név", "--help", "--root", "-x", "-"]
+)
 def test_unsafe_names_are_refused_and_nothing_is_created(workspace, name):
     with pytest.raises(BadInput, match="not a valid project name"):
         Project.create(name, workspace)
@@ -58,6 +60,12 @@ def test_cli_init_and_bad_name(cli, workspace):
 
     again = cli("init", "demo")
     assert again.code == 2 and "already exists" in again.stderr
+
+    for option_like in ("--help", "--root"):  # after `--`, the name reaches init, which refuses it
+        hostile = cli("init", "--json", "--", option_like)
+        assert hostile.code == 2 and "not a valid project name" in hostile.json()["error"], hostile.stderr
+        assert not (workspace / "projects" / option_like).exists()
+    assert "Traceback" not in hostile.stderr
 
     bad = cli("init", "../x", "--json")
     assert bad.code == 2

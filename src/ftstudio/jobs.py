@@ -150,6 +150,12 @@ def split_args(command: str, args: list[str]) -> tuple[list[str], list[str]]:
     return positionals, options
 
 
+def job_argv(command: str, args: list[str], root: Path) -> list[str]:
+    """The process a job runs: `python -m ftstudio COMMAND OPTIONS --root ROOT --json -- POSITIONALS`."""
+    positionals, options = split_args(command, args)
+    return [sys.executable, "-m", "ftstudio", command, *options, "--root", str(root), "--json", "--", *positionals]
+
+
 class Job:
     """A handle on one job's files. Read-only views; `JobRegistry` changes state."""
 
@@ -321,7 +327,7 @@ class JobRegistry:
         if not all(isinstance(a, str) for a in args):
             raise BadInput("job arguments must be strings", hint="pass a list of str, never one shell string")
         proj = self._project(project)
-        positionals, options = split_args(command, list(args))
+        argv = job_argv(command, list(args), self.root)
         with self._lock:
             reason = self.conflict(project, command)
             if reason:
@@ -329,8 +335,6 @@ class JobRegistry:
             job_id = _new_id(command)
             job = Job(proj, job_id)
             job.state_path.parent.mkdir(parents=True, exist_ok=True)
-            root = ["--root", str(self.root), "--json"]
-            argv = [sys.executable, "-m", "ftstudio", command, *options, *root, "--", *positionals]
             full_env = {**os.environ, **(env or {}), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
             with job.log_path.open("wb") as log, job.out_path.open("wb") as out:
                 # A session of its own: a Ctrl-C meant for the UI does not reach the job, and stop() can signal

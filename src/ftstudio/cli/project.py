@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
 
 
 def init(
-    name: Annotated[str, typer.Argument(help="Project name: letters, digits, '-', '_', '.'.")],
+    name: Annotated[
+        str, typer.Argument(help="Project name: letters, digits, '-', '_', '.', not starting with '-' or '.'.")
+    ],
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:

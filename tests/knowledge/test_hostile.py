@@ -236,3 +236,28 @@ def test_archive_cap_counts_the_bytes_unpacked_not_the_header(workspace, project
     code, report, stderr, _ = ingest_cli(workspace, honest)
     assert code == 1 and "more than the cap of 8 MB" in report["documents"][0]["error"], stderr
     assert "Traceback" not in stderr
+
+
+# -- output is text, not markup ------------------------------------------------------------------------------------
+
+
+def test_paths_with_markup_and_escapes_are_shown_literally(cli, workspace, project, tmp_path):
+    for name in ("[/]gone.md", "[bold red]gone[/].md", "\x1b[2Jgone\x07.md"):
+        result = cli("ingest", "p", tmp_path / name)
+        assert result.code == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+        shown = name.replace("\x1b", "\\x1b").replace("\x07", "\\x07")
+        assert f"no such file or folder: {tmp_path / shown}" in result.stderr, result.stderr
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "\x1b[31mred[bold].md").write_text(GOOD)
+    (folder / "[").mkdir()  # so that a path holds `[/]`
+    (folder / "[" / "]broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    result = cli("ingest", "p", folder)
+    assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    assert f"{folder}/\\x1b[31mred[bold].md" in result.stdout  # the listing of what was added
+    assert f"failed: {folder}/[/]broken.pdf: " in result.stderr
+    docs = cli("docs", "p")
+    assert "\\x1b[31mred[bold].md" in docs.stdout and "\x1b" not in docs.stdout

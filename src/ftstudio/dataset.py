@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,21 +160,65 @@ def parse_record(obj: Any, line: int = 0) -> Example:
     raise ValueError("no 'instruction'/'output', 'conversations' or 'messages' field")
 
 
+MAX_DEPTH = 32  # JSON nesting a line may have: the forms need 4; far deeper is hostile (and a RecursionError)
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[^\[\]{}]+")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply the JSON text `raw` nests arrays and objects (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for ch in _BRACKETS.sub(b"", _STRINGS.sub(b"", raw)):
+        depth += 1 if ch in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The lines of a JSONL file, each with its end: split on \\n only, so a CR inside a line stays content (and
+    line numbers are the same in every tool that counts newlines); a \\r\\n ending is still a line end."""
+    lines = data.split(b"\n")
+    ends = [line + b"\n" for line in lines[:-1]]
+    return ends + ([lines[-1]] if lines[-1] else [])
+
+
+def decode_line(raw: bytes, number: int, path: Path) -> str:
+    """One line as text; BadInput naming the line and the first byte that is not UTF-8 (the file needs saving
+    again as UTF-8: guessing another encoding would silently change the data)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{path}: line {number} is not UTF-8 text: byte {exc.start + 1} of the line is 0x{raw[exc.start]:02x} "
+            f"({exc.reason})",
+            hint="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`); nothing was read from it",
+        ) from None
+
+
+def parse_line(raw: bytes, number: int, path: Path) -> Example | LineError | None:
+    """One line of a JSONL file as an Example, the LineError saying why it is not one, or None when blank."""
+    text = decode_line(raw.removesuffix(b"\n").removesuffix(b"\r"), number, path)
+    if not text.strip():
+        return None
+    if json_depth(raw) > MAX_DEPTH:
+        return LineError(number, f"JSON nested deeper than {MAX_DEPTH} levels (the accepted forms need 4)")
+    try:
+        return parse_record(json.loads(text), number)
+    except json.JSONDecodeError as exc:
+        return LineError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+    except ValueError as exc:
+        return LineError(number, str(exc))
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, Example | LineError]]:
-    """Each non-blank line of a JSONL file as an Example or the LineError explaining why it is not one."""
-    with path.open("r", encoding="utf-8", errors="strict", newline="") as f:
-        try:
-            for number, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield number, parse_record(json.loads(raw), number)
-                except json.JSONDecodeError as exc:
-                    yield number, LineError(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
-                except ValueError as exc:
-                    yield number, LineError(number, str(exc))
-        except UnicodeDecodeError as exc:
-            raise BadInput(f"{path}: not UTF-8 text ({exc.reason})", hint="save the file as UTF-8") from exc
+    """Each non-blank line of a JSONL file as an Example or the LineError explaining why it is not one.
+
+    Lines end at \\n only; BadInput (naming the line and byte) when the file is not UTF-8."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):  # binary files split on b"\\n" alone
+            item = parse_line(raw, number, path)
+            if item is not None:
+                yield number, item
 
 
 def read_dataset(path: Path) -> Dataset:
@@ -250,7 +295,7 @@ def rewrite_lines(path: Path, changes: dict[int, dict[str, Any] | None]) -> int:
     """
     from ftstudio.fsutil import atomic_write_bytes
 
-    raw = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
+    raw = split_lines(path.read_bytes()) if path.is_file() else []
     missing = sorted(n for n in changes if not 1 <= n <= len(raw))
     if missing:
         raise NotFound(f"{path} has no line {missing[0]} (it has {len(raw)} lines)", hint="reload the data and retry")

@@ -166,7 +166,10 @@ def test_data_validates_summarises_imports_and_exports(cli, grounded, workspace,
 
     out = workspace / "export.jsonl"
     exported = cli("data", "demo", "--export", str(out), "--to", "sharegpt", "--json")
-    assert exported.code == 0 and exported.json()["exported"] == 8
+    # The bad line 9 is left out, and said so: partly done.
+    assert exported.code == 1 and exported.json()["exported"] == 8
+    assert exported.json()["skipped"] == [{"line": 9, "error": "'output' is missing"}]
+    assert "line 9: left out: 'output' is missing" in exported.stderr
     first = json.loads(out.read_text().splitlines()[0])
     assert [m["from"] for m in first["conversations"]] == ["human", "gpt"]
 

@@ -20,7 +20,10 @@ def data(
         Path | None,  # noqa: UP007
         typer.Option("--import", help="Append this ShareGPT/OpenAI/Alpaca JSONL file in canonical form."),
     ] = None,
-    export: Annotated[Path | None, typer.Option("--export", help="Write the data to this file.")] = None,  # noqa: UP007
+    export: Annotated[
+        Path | None,  # noqa: UP007
+        typer.Option("--export", help="Write the data to this file; lines left out are listed (exit 1 if any)."),
+    ] = None,
     to: Annotated[Literal["sharegpt", "openai", "alpaca"], typer.Option("--to", help="Form for --export.")] = "openai",
     show_mask: Annotated[
         bool, typer.Option(help="Show one example as the base model will train on it, trained tokens marked.")
@@ -49,16 +52,17 @@ def data(
     if export is not None:
         result = datafile.export_file(project, export, to)
         emit(result, json, lambda: out.print(f"Exported {result['exported']} examples as {to} to {export}"))
-        return
+        _report_bad(result["skipped"], project.sft_data, "left out")
+        raise typer.Exit(1 if result["skipped"] else 0)
     summary = datafile.summarize(project, project.settings().synth.duplicate_threshold)
     emit(summary, json, lambda: _render(summary))
     _report_bad(summary["bad_lines"], project.sft_data)
     raise typer.Exit(1 if summary["bad_lines"] else 0)
 
 
-def _report_bad(bad: list[dict], path: Path) -> None:
+def _report_bad(bad: list[dict], path: Path, what: str = "") -> None:
     for b in bad:
-        err.print(f"{path}: line {b['line']}: {b['error']}", markup=False)
+        err.print(f"{path}: line {b['line']}: {what + ': ' if what else ''}{b['error']}")
 
 
 def _render(s: dict) -> None:

@@ -8,7 +8,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ftstudio.dataset import Example, LineError, append_records, iter_lines, read_dataset
+from ftstudio.dataset import (
+    MAX_DEPTH,
+    Example,
+    LineError,
+    append_records,
+    decode_line,
+    iter_lines,
+    json_depth,
+    parse_record,
+    read_dataset,
+    split_lines,
+)
 from ftstudio.errors import BadInput, NotFound
 from ftstudio.project import Project
 from ftstudio.synth.quality import DuplicateIndex, words
@@ -67,27 +78,35 @@ def _coverage(project: Project, used: set[int]) -> dict[str, Any] | None:
 
 
 def read_any(path: Path) -> tuple[list[Example], list[LineError]]:
-    """Examples of a JSONL file in any accepted form, or a JSON array of such objects."""
+    """Examples of a JSONL file in any accepted form, or a JSON array of such objects.
+
+    BadInput (nothing read) for a file that is not UTF-8, naming the line and byte, or an array that is not JSON."""
     if not path.is_file():
         raise NotFound(f"no file {path}", hint="give the path of a .jsonl (or .json) file")
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        from ftstudio.dataset import parse_record
-
+    with path.open("rb") as f:
+        start = f.read(4096).lstrip()
+    if not start.startswith(b"["):
         examples, errors = [], []
-        try:
-            items = json.loads(text)
-        except ValueError as exc:
-            raise BadInput(f"{path}: not valid JSON ({exc})", hint="fix the file or save it as JSONL") from exc
-        for i, obj in enumerate(items, 1):
-            try:
-                examples.append(parse_record(obj, i))
-            except ValueError as exc:
-                errors.append(LineError(i, f"item {i}: {exc}"))
+        for _, item in iter_lines(path):
+            (errors if isinstance(item, LineError) else examples).append(item)
         return examples, errors
+    data = path.read_bytes()
+    for number, line in enumerate(split_lines(data), 1):
+        decode_line(line, number, path)  # BadInput naming the first line that is not UTF-8
+    if json_depth(data) > MAX_DEPTH + 1:
+        raise BadInput(f"{path}: JSON nested deeper than {MAX_DEPTH} levels", hint="the accepted forms need 4")
+    try:
+        items = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc})", hint="fix the file or save it as JSONL") from exc
+    if not isinstance(items, list):
+        raise BadInput(f"{path}: a JSON file must hold an array of examples", hint="or save it as JSONL")
     examples, errors = [], []
-    for _, item in iter_lines(path):
-        (errors if isinstance(item, LineError) else examples).append(item)
+    for i, obj in enumerate(items, 1):
+        try:
+            examples.append(parse_record(obj, i))
+        except ValueError as exc:
+            errors.append(LineError(i, f"item {i}: {exc}"))
     return examples, errors
 
 
@@ -109,10 +128,12 @@ def import_file(project: Project, path: Path) -> dict[str, Any]:
 
 
 def export_file(project: Project, path: Path, form: str) -> dict[str, Any]:
-    """Write the project's examples to `path` in `form` (whole file replaced atomically); bad lines are skipped."""
+    """Write the project's examples to `path` in `form` (whole file replaced atomically). Every line left out is
+    listed in `skipped` (its number and why): bad lines, and multi-turn examples, which have no Alpaca form."""
     if form not in FORMS:
         raise BadInput(f"unknown export form {form!r}", hint=f"use one of {', '.join(FORMS)}")
     data = read_dataset(project.sft_data)
+    skipped = [{"line": e.line, "error": e.message} for e in data.errors]
     lines = []
     for e in data.examples:
         if form == "sharegpt":
@@ -123,9 +144,11 @@ def export_file(project: Project, path: Path, form: str) -> dict[str, Any]:
             record = e.to_canonical()
             record.pop("meta", None)
             if "messages" in record:
-                continue  # multi-turn has no Alpaca form
+                skipped.append({"line": e.line, "error": "a multi-turn conversation has no Alpaca form"})
+                continue
         lines.append(json.dumps(record, ensure_ascii=False))
     from ftstudio.fsutil import atomic_write_text
 
     atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return {"exported": len(lines), "to": form, "path": str(path), "skipped_bad_lines": len(data.errors)}
+    skipped.sort(key=lambda s: s["line"])
+    return {"exported": len(lines), "to": form, "path": str(path), "skipped": skipped}

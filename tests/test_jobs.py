@@ -12,6 +12,7 @@ import pytest
 from ftstudio.errors import BadInput
 from ftstudio.jobs import JobRegistry, job_argv
 from ftstudio.project import Project
+from ftstudio.requests import GenerateRequest, IngestRequest, SearchRequest, TrainRequest
 
 DOC = "# Bees\n\nHoney bees live in colonies of many thousands of workers and one queen.\n"
 
@@ -31,7 +32,7 @@ def _doc(folder, name="bees notes.md", text=DOC):
 def test_ingest_job_runs_the_cli_and_keeps_its_state_in_the_project(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     jobs = JobRegistry(workspace)
-    state = jobs.start("demo", "ingest", ["demo", str(doc)])
+    state = jobs.start("demo", IngestRequest(paths=[doc]))
     assert state.running and state.command == "ingest"
     # The command a user could paste, quoted for the space in the file name.
     assert f"'{doc}'" in state.cli and state.cli.startswith("ftstudio ingest demo ")
@@ -51,15 +52,15 @@ def test_ingest_job_runs_the_cli_and_keeps_its_state_in_the_project(workspace, p
 def test_a_conflicting_job_is_refused_with_the_running_one_named(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     jobs = JobRegistry(workspace)
-    first = jobs.start("demo", "ingest", ["demo", str(doc)])
+    first = jobs.start("demo", IngestRequest(paths=[doc]))
     # The subprocess needs about a second to import; the first job is surely still running.
     with pytest.raises(BadInput, match=f"ingest job {first.id} is still running"):
-        jobs.start("demo", "ingest", ["demo", str(doc)])
+        jobs.start("demo", IngestRequest(paths=[doc]))
     with pytest.raises(BadInput, match="knowledge"):
-        jobs.start("demo", "generate", ["demo", "--provider", "ollama", "--model", "m"])
+        jobs.start("demo", GenerateRequest(overrides={"provider": "ollama", "model": "m"}))
     assert jobs.wait("demo", first.id, timeout=180).status == "done"
     # Once it ended, the same job may start again.
-    second = jobs.start("demo", "ingest", ["demo", str(doc)])
+    second = jobs.start("demo", IngestRequest(paths=[doc]))
     assert jobs.wait("demo", second.id, timeout=180).result["documents"][0]["status"] == "unchanged"
 
 
@@ -67,17 +68,17 @@ def test_training_takes_the_machine_across_projects(workspace, project):
     Project.create("other", workspace)
     jobs = JobRegistry(workspace)
     # A train job on `demo` that fails fast (no data) still counts as running while its process lives.
-    first = jobs.start("demo", "train", ["demo"])
+    first = jobs.start("demo", TrainRequest(base_model="some/model"))
     with pytest.raises(BadInput, match="one training runs at a time"):
-        jobs.start("other", "train", ["other"])
+        jobs.start("other", TrainRequest(base_model="some/model"))
     jobs.wait("demo", first.id, timeout=180)
 
 
 def test_a_new_process_reattaches_to_a_job_whose_starter_has_gone(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     starter = (
-        "import sys; from ftstudio.jobs import JobRegistry, job_argv; "
-        "print(JobRegistry(sys.argv[1]).start('demo', 'ingest', ['demo', sys.argv[2]]).id)"
+        "import sys; from ftstudio.jobs import JobRegistry; from ftstudio.requests import IngestRequest; "
+        "print(JobRegistry(sys.argv[1]).start('demo', IngestRequest(paths=[sys.argv[2]])).id)"
     )
     # The starting process exits at once, as a UI process would when the user closes it.
     job_id = subprocess.run(
@@ -92,7 +93,7 @@ def test_a_new_process_reattaches_to_a_job_whose_starter_has_gone(workspace, pro
 def test_stop_interrupts_the_job_and_it_reads_as_stopped(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     jobs = JobRegistry(workspace)
-    state = jobs.start("demo", "ingest", ["demo", str(doc)])
+    state = jobs.start("demo", IngestRequest(paths=[doc]))
     jobs.stop("demo", state.id)
     final = jobs.wait("demo", state.id, timeout=60)
     assert final.status == "stopped"
@@ -103,7 +104,7 @@ def test_stop_interrupts_the_job_and_it_reads_as_stopped(workspace, project, tmp
 def test_a_failing_command_is_reported_with_its_message(workspace, project, tmp_path):
     jobs = JobRegistry(workspace)
     missing = tmp_path / "no such file.md"
-    state = jobs.start("demo", "ingest", ["demo", str(missing)])
+    state = jobs.start("demo", IngestRequest(paths=[missing]))
     final = jobs.wait("demo", state.id, timeout=180)
     assert final.status == "failed" and final.exit_code == 2
     assert "no such file.md" in final.error
@@ -112,25 +113,31 @@ def test_a_failing_command_is_reported_with_its_message(workspace, project, tmp_
 def test_secrets_reach_the_job_through_its_environment_only(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     jobs = JobRegistry(workspace)
-    state = jobs.start("demo", "ingest", ["demo", str(doc)], env={"OPENROUTER_API_KEY": "sk-test-not-stored"})
+    state = jobs.start("demo", IngestRequest(paths=[doc]), env={"OPENROUTER_API_KEY": "sk-test-not-stored"})
     jobs.wait("demo", state.id, timeout=180)
     assert state.env_names == ["OPENROUTER_API_KEY"]
     for path in (project.dir / "jobs").iterdir():
         assert "sk-test-not-stored" not in path.read_text(), path
 
 
-def test_only_known_commands_with_list_arguments_run(workspace, project):
+def test_only_job_requests_run_and_are_checked_before_anything_starts(workspace, project):
     jobs = JobRegistry(workspace)
     with pytest.raises(BadInput, match="cannot run as a background job"):
-        jobs.start("demo", "init", ["x"])
-    with pytest.raises(BadInput, match="list of str"):
-        jobs.start("demo", "ingest", ["demo", 3])  # type: ignore[list-item]
+        jobs.start("demo", SearchRequest(query="x"))
+    with pytest.raises(BadInput, match="cannot run as a background job"):
+        jobs.start("demo", ["ingest", "x"])  # type: ignore[arg-type]
+    # Refused in the request's own words, naming the field, before a job file exists.
+    with pytest.raises(BadInput, match="model: no helper model chosen"):
+        jobs.start("demo", GenerateRequest(pairs=5))
+    with pytest.raises(BadInput, match="rank"):
+        jobs.start("demo", TrainRequest(base_model="x/y", overrides={"rank": 0}))
+    assert not (project.dir / "jobs").exists()
 
 
 def test_a_job_whose_process_vanished_without_a_result_reads_as_lost(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in")
     jobs = JobRegistry(workspace)
-    state = jobs.start("demo", "ingest", ["demo", str(doc)])
+    state = jobs.start("demo", IngestRequest(paths=[doc]))
     jobs.wait("demo", state.id, timeout=180)
     job = jobs.job("demo", state.id)
     # As a machine restart leaves it: state says running, the process is gone, no output was written.
@@ -144,9 +151,9 @@ def test_names_are_never_options(workspace, project, tmp_path):
     """Issue 12: a project named `--help` made the ingest job run `ftstudio ingest --help` and report done."""
     doc = _doc(tmp_path / "in")
     jobs = JobRegistry(workspace)
-    for hostile in (["demo", "--help"], ["demo", "-x.md"], ["demo", str(doc), "--root", "/tmp"]):
-        with pytest.raises(BadInput, match="starts with '-'|sets --root"):
-            jobs.start("demo", "ingest", hostile)
+    for hostile in ("--help", "-x.md", "--root"):
+        with pytest.raises(BadInput, match="starts with '-'"):
+            jobs.start("demo", IngestRequest(paths=[doc, hostile]))
     assert not (project.dir / "jobs").exists()  # refused before anything was written
 
     # A project made before such names were refused: a clear error saying how to rename it, no job.
@@ -154,19 +161,30 @@ def test_names_are_never_options(workspace, project, tmp_path):
     legacy.mkdir(parents=True)
     (legacy / "project.toml").write_text("")
     with pytest.raises(BadInput, match="starting with '-'") as info:
-        jobs.start("--help", "ingest", ["--help", str(doc)])
+        jobs.start("--help", IngestRequest(paths=[doc]))
     assert "mv --" in info.value.hint and str(workspace / "projects" / "help") in info.value.hint
 
 
 def test_options_come_before_a_double_dash_and_positionals_after(workspace, project, tmp_path):
     doc = _doc(tmp_path / "in", name="notes.md")
     jobs = JobRegistry(workspace)
-    # Arguments in the order a user types them; option values may themselves start with '-'.
-    state = jobs.start("demo", "ingest", ["demo", "--chunk-tokens", "64", str(doc), "--overlap=8"])
+    request = IngestRequest(paths=[doc], overrides={"chunk_tokens": 64, "overlap": 8})
+    state = jobs.start("demo", request)
     final = jobs.wait("demo", state.id, timeout=180)
     assert final.status == "done", final.error
     assert final.result["chunk_tokens"] == 64 and final.result["overlap"] == 8
-    assert final.args == ["demo", "--chunk-tokens", "64", str(doc), "--overlap=8"]
-    argv = job_argv("ingest", ["demo", "--overlap", "-1", str(doc)], workspace)
+    assert final.args == ["demo", "--chunk-tokens=64", "--overlap=8", str(doc)]
+    # Each option is one `--flag=value` word, so a value starting with '-' is never read as an option.
+    argv = job_argv("demo", IngestRequest(paths=[doc], overrides={"tokenizer": "-x"}), workspace)
     assert argv[argv.index("--") + 1 :] == ["demo", str(doc)]
-    assert argv[argv.index("ingest") + 1 : argv.index("--")] == ["--overlap", "-1", "--root", str(workspace), "--json"]
+    options = argv[argv.index("ingest") + 1 : argv.index("--")]
+    assert options == ["--set=tokenizer=-x", "--root", str(workspace), "--json"]
+    assert project.settings().knowledge.chunk_tokens == 512  # an override is for this run only
+
+
+def test_save_stores_the_overrides_after_the_run_checked_them(workspace, project, tmp_path):
+    doc = _doc(tmp_path / "in", name="notes.md")
+    jobs = JobRegistry(workspace)
+    state = jobs.start("demo", IngestRequest(paths=[doc], overrides={"chunk_tokens": 128}, save=True))
+    assert jobs.wait("demo", state.id, timeout=180).status == "done"
+    assert project.settings().knowledge.chunk_tokens == 128

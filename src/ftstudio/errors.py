@@ -1,10 +1,13 @@
 """One exception family for the whole library.
 
 Every message names the thing, the value and the fix. The exit code follows DESIGN.md: 2 bad usage or bad
-input (nothing changed), 3 a needed service or resource is unavailable, 1 partly done.
+input (nothing changed), 3 a needed service or resource is unavailable, 1 partly done. A failure as the CLI prints
+it with --json (and a background job leaves it) is `error_document`; `error_message` reads it back.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class FtError(Exception):
@@ -47,3 +50,15 @@ class Cancelled(FtError):
     """The user stopped the work (Ctrl-C or the UI's stop); what was finished is kept."""
 
     exit_code = 130
+
+
+def error_document(exc: FtError) -> dict[str, Any]:
+    """The one JSON form of a failure: {"error", "hint", "exit_code"}."""
+    return {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+
+
+def error_message(doc: Any) -> str | None:
+    """The message (with its hint) of a document made by `error_document`, or None for any other document."""
+    if not (isinstance(doc, dict) and "error" in doc and "exit_code" in doc):
+        return None
+    return str(doc["error"]) + (f"\n  → {doc['hint']}" if doc.get("hint") else "")

@@ -3,7 +3,7 @@
 A job runs `python -m ftstudio COMMAND OPTIONS... --root ROOT --json -- POSITIONALS...` (after `--` nothing is read
 as an option: a project or file name can never inject one) with its stdout and stderr going straight to files
 in the project, `projects/<name>/jobs/<id>.out` (the final JSON document) and `<id>.log` (progress: one
-`{"event": {...}}` line per event, see cli/common.py `progress_bar`, mixed with any other log lines). Its state,
+event line per event, see ftstudio.progress, mixed with any other log lines). Its state,
 `<id>.json`, says what runs, the equivalent CLI command, the process id and, once it ended, how.
 
 Because everything lives in files and the subprocess does not depend on the process that started it, a page
@@ -36,10 +36,11 @@ from typing import Any, Literal
 
 import psutil
 
-from ftstudio.errors import BadInput, NotFound
+from ftstudio.errors import BadInput, NotFound, error_message
 from ftstudio.fsutil import atomic_write_text
-from ftstudio.progress import Event
+from ftstudio.progress import Event, parse_event_line
 from ftstudio.project import Project
+from ftstudio.requests import Request
 
 Status = Literal["running", "done", "partial", "failed", "stopped", "lost"]
 
@@ -57,7 +58,7 @@ def _access(reads: str = "", writes: str = "", machine: bool = False) -> Access:
     return Access(frozenset(reads.split()), frozenset(writes.split()), machine)
 
 
-# Commands that may run as jobs and what each touches. A command missing here cannot run as a job.
+# Commands that may run as jobs (each has its request type in ftstudio.requests) and what each touches.
 ACCESS: dict[str, Access] = {
     "ingest": _access(writes="knowledge"),
     "generate": _access(reads="knowledge settings", writes="data"),
@@ -115,45 +116,27 @@ def cli_line(command: str, args: list[str], root: Path) -> str:
     return shlex.join(["ftstudio", command, *args, "--root", str(root)])
 
 
-def split_args(command: str, args: list[str]) -> tuple[list[str], list[str]]:
-    """`args` as (positionals, options), read against the CLI command's own options; BadInput names an argument
-    that could be taken for an option (a name or path starting with '-') or one the runner sets itself.
+def request_line(project: str, request: Request, root: Path) -> str:
+    """The command a user would type to run `request` on `project`."""
+    return cli_line(request.command, [project, *request.options(), *request.positionals()], root)
 
-    The job runs `COMMAND OPTIONS... -- POSITIONALS...`: after `--` nothing is read as an option, so a value can
-    never inject one; refusing values that start with '-' on top keeps the shown command line the same command.
-    """
-    from ftstudio.cli.common import command_options
 
-    options_by_flag = {flag: opt for opt in command_options(command).values() for flag in opt.opts + opt.secondary_opts}
-    positionals: list[str] = []
-    options: list[str] = []
-    rest = iter(args)
-    for arg in rest:
-        flag = arg.split("=", 1)[0]
-        if flag in ("--root", "--json"):
-            raise BadInput(f"job argument {arg!r}: the job runner sets --root and --json itself", hint="leave it out")
-        option = options_by_flag.get(flag) if arg.startswith("-") else None
-        if option is not None:
-            options.append(arg)
-            if not option.is_flag and "=" not in arg:
-                value = next(rest, None)
-                if value is None:
-                    raise BadInput(f"job option {arg} has no value", hint=f"pass {arg} VALUE")
-                options.append(value)
-        elif arg.startswith("-"):
+def _check_positionals(command: str, positionals: list[str]) -> None:
+    """Refuse a name or path starting with '-': after `--` it is safe, but the command line shown to the user
+    (without `--`) would read it as an option."""
+    for arg in positionals:
+        if arg.startswith("-"):
             raise BadInput(
                 f"job argument {arg!r} starts with '-', so `ftstudio {command}` would read it as an option",
                 hint="names and paths passed to a job may not start with '-': rename it (or pass ./ before a path)",
             )
-        else:
-            positionals.append(arg)
-    return positionals, options
 
 
-def job_argv(command: str, args: list[str], root: Path) -> list[str]:
-    """The process a job runs: `python -m ftstudio COMMAND OPTIONS --root ROOT --json -- POSITIONALS`."""
-    positionals, options = split_args(command, args)
-    return [sys.executable, "-m", "ftstudio", command, *options, "--root", str(root), "--json", "--", *positionals]
+def job_argv(project: str, request: Request, root: Path) -> list[str]:
+    """The process a job runs: `python -m ftstudio COMMAND OPTIONS --root ROOT --json -- PROJECT POSITIONALS`."""
+    options, positionals = request.options(), [project, *request.positionals()]
+    return [sys.executable, "-m", "ftstudio", request.command, *options, "--root", str(root), "--json", "--",
+            *positionals]  # fmt: skip
 
 
 class Job:
@@ -181,27 +164,17 @@ class Job:
 
     def events(self) -> list[Event]:
         """Every progress event the job has reported so far, in order."""
-        found = []
-        for line in self._log_lines():
-            if line.startswith('{"event"'):
-                try:
-                    found.append(Event(**json.loads(line)["event"]))
-                except (ValueError, TypeError, KeyError):
-                    continue
-        return found
+        return [e for e in map(parse_event_line, self._log_lines()) if e is not None]
 
     def last_event(self) -> Event | None:
         for line in reversed(self._log_lines(tail=65536)):
-            if line.startswith('{"event"'):
-                try:
-                    return Event(**json.loads(line)["event"])
-                except (ValueError, TypeError, KeyError):
-                    continue
+            if (event := parse_event_line(line)) is not None:
+                return event
         return None
 
     def log_text(self, tail: int = 20000) -> str:
         """The log's human lines (event lines left out), at most the last `tail` characters."""
-        lines = [ln for ln in self._log_lines(tail=tail * 4) if not ln.startswith('{"event"')]
+        lines = [ln for ln in self._log_lines(tail=tail * 4) if parse_event_line(ln) is None]
         return "\n".join(lines)[-tail:]
 
     def _log_lines(self, tail: int | None = None) -> list[str]:
@@ -230,10 +203,7 @@ class Job:
             doc = json.loads(text.splitlines()[-1])
         except ValueError:
             return text, None
-        if isinstance(doc, dict) and "error" in doc and "exit_code" in doc:
-            message = doc["error"] + (f"\n  → {doc['hint']}" if doc.get("hint") else "")
-            return doc, message
-        return doc, None
+        return doc, error_message(doc)
 
 
 class JobRegistry:
@@ -317,17 +287,22 @@ class JobRegistry:
                     )
         return None
 
-    def start(self, project: str, command: str, args: list[str], env: dict[str, str] | None = None) -> JobState:
-        """Start `ftstudio COMMAND OPTIONS --root ROOT --json -- POSITIONALS` in the background; BadInput if it
-        conflicts or an argument could be read as an option (see `split_args`).
+    def start(self, project: str, request: Request, env: dict[str, str] | None = None) -> JobState:
+        """Check `request` against the project (BadInput naming every wrong field, before anything starts), then
+        run `ftstudio COMMAND OPTIONS --root ROOT --json -- PROJECT POSITIONALS` in the background; BadInput if it
+        conflicts with a running job.
 
-        `args` are the command's arguments in any order, as a user would type them. `env` adds to the subprocess's
-        environment (API keys go here: never in `args`). Returns the new state.
+        `env` adds to the subprocess's environment (API keys go here: never in the request). Returns the new state.
         """
-        if not all(isinstance(a, str) for a in args):
-            raise BadInput("job arguments must be strings", hint="pass a list of str, never one shell string")
+        if not isinstance(request, Request) or request.command not in ACCESS:
+            raise BadInput(f"{request!r} cannot run as a background job", hint=f"use one of: {', '.join(ACCESS)}")
+        command = request.command
         proj = self._project(project)
-        argv = job_argv(command, list(args), self.root)
+        request.resolve(proj)
+        positionals = [project, *request.positionals()]
+        _check_positionals(command, positionals)
+        argv = job_argv(project, request, self.root)
+        args = [project, *request.options(), *request.positionals()]
         with self._lock:
             reason = self.conflict(project, command)
             if reason:

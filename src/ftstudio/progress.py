@@ -1,12 +1,15 @@
 """Progress events: how long work in the core reports to the faces without printing.
 
 A core function that takes a while accepts `progress: ProgressFn | None` and calls it with `Event`s. The CLI turns
-them into a progress bar, the UI into live components, and a background job into lines of a JSONL log.
+them into a progress bar, the UI into live components, and a background job into lines of its log: the line format
+(`{"event": {...}}`, `event_line` and `parse_event_line`) is defined here only, for the CLI that writes it and the
+job runner that reads it.
 Returning normally from the callback continues; the callback may raise `Cancelled` to stop the work.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,3 +38,18 @@ def report(
     """Send one event if anyone is listening."""
     if progress is not None:
         progress(Event(stage, done, total, message, data))
+
+
+def event_line(event: Event) -> str:
+    """One event as one log line (no newline)."""
+    return json.dumps({"event": event.to_dict()}, default=str)
+
+
+def parse_event_line(line: str) -> Event | None:
+    """The event of a line written by `event_line`, or None for any other line."""
+    if not line.startswith('{"event"'):
+        return None
+    try:
+        return Event(**json.loads(line)["event"])
+    except (ValueError, TypeError, KeyError):
+        return None

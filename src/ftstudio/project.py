@@ -20,37 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from ftstudio.basemodels.settings import BaseModelSettings
 from ftstudio.errors import BadInput, NotFound
-from ftstudio.export.settings import ExportSettings
 from ftstudio.fsutil import atomic_write_text
-from ftstudio.knowledge.settings import KnowledgeSettings
-from ftstudio.synth.settings import SynthSettings
-from ftstudio.train.settings import TrainSettings
+from ftstudio.settings import ProjectSettings, settings_errors
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+__all__ = ["Project", "ProjectSettings", "list_projects", "resolve_root", "settings_errors", "validate_name"]
+
 ROOT_ENV = "FTSTUDIO_ROOT"
 # Not starting with '-' either: a name is passed on command lines (jobs, the commands the UI shows) and must never
 # read as an option.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
-
-
-class ProjectSettings(BaseModel):
-    """Everything in project.toml: one table per stage."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
-    base_model: BaseModelSettings = Field(default_factory=BaseModelSettings)
-    synth: SynthSettings = Field(default_factory=SynthSettings)
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    export: ExportSettings = Field(default_factory=ExportSettings)
 
 
 def resolve_root(root: Path | str | None = None) -> Path:
@@ -67,15 +53,6 @@ def validate_name(name: str) -> str:
             hint="use 1-64 letters, digits, '-', '_' or '.', not starting with '.' or '-' (e.g. math-tutor)",
         )
     return name
-
-
-def settings_errors(exc: ValidationError, source: str) -> str:
-    """Every problem of a settings validation, one per line, each naming where it is."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})")
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def test_unknown_quant_and_format_exit_2_listing_the_valid_ones(cli, trained_pro
     assert result.json()["error"] == "unknown quant type 'q3_k_s'"
     assert ", ".join(QUANTS) in result.json()["hint"]
     bad_format = cli("export", "demo", "--format", "onnx")
-    assert bad_format.code == 2 and "adapter, merged or gguf" in bad_format.stderr
+    assert bad_format.code == 2 and "format: Input should be 'adapter', 'merged' or 'gguf'" in bad_format.stderr
     assert _leftovers(project) == []
 
 

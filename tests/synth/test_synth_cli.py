@@ -83,7 +83,7 @@ def test_sigkill_mid_run_then_resume_writes_exactly_n(cli, project, workspace):
     ids = add_document(project, "atlas.md", fact_chunks(30, seed=5))
     with OllamaServer(latency_s=0.15) as server:
         args = ["generate", "demo", "--provider", "ollama", "--base-url", server.url, "--model", "llama3:8b"]
-        args += ["--pairs", "40", "--per-chunk", "1", "--concurrency", "3"]
+        args += ["--pairs", "40", "--per-chunk", "1", "--concurrency", "3", "--save"]
         env = {**os.environ, "FTSTUDIO_ROOT": str(workspace)}
         proc = subprocess.Popen([sys.executable, "-m", "ftstudio", *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -103,7 +103,7 @@ def test_sigkill_mid_run_then_resume_writes_exactly_n(cli, project, workspace):
         # A crash mid-write leaves half a line; the next run must cut it, not count or keep it.
         with project.sft_data.open("ab") as f:
             f.write(b'{"instruction": "half a li')
-        # Resuming needs only the project's name: the helper settings were saved in project.toml.
+        # Resuming needs only the project's name: --save stored the helper settings in project.toml.
         result = cli("generate", "demo", "--json")
         assert result.code == 0, result.stderr
     summary = result.json()
@@ -178,7 +178,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_call_finishes(cli, grounded, workspac
     project, _ = grounded
     with OllamaServer(latency_s=0.2) as server:
         args = ["generate", "demo", "--provider", "ollama", "--base-url", server.url, "--model", "llama3:8b"]
-        args += ["--pairs", "20", "--per-chunk", "1", "--concurrency", "2", "--json"]
+        args += ["--pairs", "20", "--per-chunk", "1", "--concurrency", "2", "--json", "--save"]
         env = {**os.environ, "FTSTUDIO_ROOT": str(workspace)}
         proc = subprocess.Popen([sys.executable, "-m", "ftstudio", *args], env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip

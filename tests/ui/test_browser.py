@@ -32,7 +32,7 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "examples" / "sourdough.md"
+EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "src" / "ftstudio" / "examples" / "sourdough.md"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from ftstudio.dataset import read_dataset
+from ftstudio.example import EXAMPLE_NAME, ensure_example, example_files
 from ftstudio.knowledge.store import KnowledgeStore
-from ftstudio.ui.example import EXAMPLE_NAME, ensure_example, examples_dir
 
 
 def test_example_data_is_valid_and_about_the_document():
-    data = read_dataset(examples_dir() / "sft_data.jsonl")
+    data = read_dataset(example_files() / "sft_data.jsonl")
     assert not data.errors and 25 <= len(data.examples) <= 40
-    text = (examples_dir() / "sourdough.md").read_text().lower()
+    text = (example_files() / "sourdough.md").read_text().lower()
     # Every answer draws on the guide: a word of at least 6 letters from it appears in each.
     for example in data.examples:
         words = {w.strip(".,;:()").lower() for w in example.answer.split() if len(w) >= 6}
@@ -22,7 +22,7 @@ def test_example_data_is_valid_and_about_the_document():
 def test_ensure_example_builds_a_project_ready_to_click_through(workspace):
     project = ensure_example(workspace)
     assert project.name == EXAMPLE_NAME
-    assert project.sft_data.read_text() == (examples_dir() / "sft_data.jsonl").read_text()
+    assert project.sft_data.read_text() == (example_files() / "sft_data.jsonl").read_text()
     model = project.settings().base_model.model
     assert model and json.loads((project.dir / "models/tiny-llama/config.json").read_text())["model_type"] == "llama"
     with KnowledgeStore.open(project.knowledge_db) as store:

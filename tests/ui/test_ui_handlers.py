@@ -21,7 +21,7 @@ def needs_training() -> None:
     pytest.importorskip("ftstudio.train.chat")
 
 
-EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "examples" / "sourdough.md"
+EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "src" / "ftstudio" / "examples" / "sourdough.md"
 
 DOC = """# Lighthouses
 
@@ -62,8 +62,8 @@ def test_knowledge_upload_ingest_documents_search_and_remove(client, studio, pro
     # Stored under a safe name inside the project, and that is the path the store knows.
     stored = project.dir / "uploads" / "light_houses_draft_.md"
     assert stored.read_text() == DOC
-    assert "--chunk-tokens 200 --overlap 20" in state.cli
-    assert project.settings().knowledge.chunk_tokens == 200  # what the UI ran with is the project's now
+    assert "--chunk-tokens=200 --overlap=20 --save" in state.cli
+    assert project.settings().knowledge.chunk_tokens == 200  # what the form changed, the job saved
 
     result = client.predict("lights", api_name="/documents")
     table = result[-2]
@@ -107,28 +107,46 @@ def test_base_model_catalog_check_and_saved_choice(client, project, tiny_model, 
     assert project.settings().base_model.model == str(folder)
 
 
-def test_own_data_upload_is_validated_with_line_numbers_then_edited(client, project, tmp_path):
+def test_own_data_upload_appends_or_replaces_as_chosen_then_edits_and_deletes(client, project, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "q2"}\nnot json\n')
-    message, *_ = client.predict("lights", handle_file(str(bad)), api_name="/upload_data")
+    message, *_ = client.predict("lights", None, handle_file(str(bad)), api_name="/upload_data")
+    assert "choose append or replace" in message and not project.sft_data.exists()
+    message, *_ = client.predict("lights", "replace", handle_file(str(bad)), api_name="/upload_data")
     assert "line 2" in message and "line 3" in message and not project.sft_data.exists()
 
     good = tmp_path / "mine.jsonl"
     rows = [{"instruction": f"What is lamp {i}?", "output": f"Lamp {i} is a light."} for i in range(1, 4)]
     good.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    message, summary, table, download = client.predict("lights", handle_file(str(good)), api_name="/upload_data")
+    message, summary, table, download = client.predict("lights", "append", handle_file(str(good)),
+                                                       api_name="/upload_data")  # fmt: skip
+    assert "Added 3 examples" in message and "3 examples" in summary
+    message, summary, table, download = client.predict("lights", "append", handle_file(str(good)),
+                                                       api_name="/upload_data")  # fmt: skip
+    assert "6 examples" in summary
+    message, summary, table, download = client.predict("lights", "replace", handle_file(str(good)),
+                                                       api_name="/upload_data")  # fmt: skip
     assert "3 examples" in summary and [r[0] for r in table["data"]] == [1, 2, 3]
-    assert project.sft_data.read_text() == good.read_text()
+    backup = next(project.data_dir.glob("sft_data.*.bak.jsonl"))
+    assert backup.name in message and len(backup.read_text().splitlines()) == 6  # the replaced data is kept
+    lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
+    assert [(r["instruction"], r["meta"]["imported_from"]) for r in lines] == [(r["instruction"], "mine.jsonl")
+                                                                               for r in rows]  # fmt: skip
 
     edited = [[1, "What is lamp one?", "Lamp one is the first light."], *table["data"][1:]]
     message, summary, table = client.predict(
         "lights", {"headers": ["line", "question", "answer"], "data": edited}, api_name="/save_data_edits"
     )
     assert message == "Saved 1 edited lines."
+    message, summary, table = client.predict("lights", None, api_name="/delete_data_line")
+    assert "Type the number of the line" in message
     message, summary, table = client.predict("lights", 2, api_name="/delete_data_line")
     assert "2 examples" in summary
     lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
-    assert lines == [{"instruction": "What is lamp one?", "output": "Lamp one is the first light."}, rows[2]]
+    assert [(r["instruction"], r["output"]) for r in lines] == [
+        ("What is lamp one?", "Lamp one is the first light."), (rows[2]["instruction"], rows[2]["output"])
+    ]
+    assert lines[1]["meta"] == {"imported_from": "mine.jsonl"}  # a deleted line's neighbours keep their provenance
 
 
 def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, studio, project):
@@ -151,10 +169,10 @@ def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, stud
         state = studio.wait_job("lights", "generate")
     assert state.status == "done", state.error
     assert state.result["written"] == 6
-    assert "--model qwen2:7b" in state.cli and "--pairs 6" in state.cli and server.url in state.cli
+    assert "--model=qwen2:7b" in state.cli and "--pairs=6" in state.cli and server.url in state.cli
     lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
     assert len(lines) == before + 6 and all("sourdough.md" in r["meta"]["document"] for r in lines[before:])
-    assert project.settings().synth.model == "qwen2:7b"  # what the UI ran with is the project's now
+    assert project.settings().synth.model == "qwen2:7b"  # what the form changed, the job saved (--save)
 
 
 def test_helper_list_says_clearly_when_ollama_is_not_running(client):
@@ -189,7 +207,7 @@ def test_train_a_few_steps_then_see_the_loss_and_the_comparison(client, studio, 
     assert refused.startswith("⚠ Not started") and "train job" in refused
     state = studio.wait_job("lights", "train", timeout=400)
     assert state.status == "done", state.error
-    assert "--max-steps 4" in state.cli
+    assert "--max-steps=4" in state.cli
 
     points = client.predict("lights", None, api_name="/loss_points")
     assert [p["step"] for p in points if p["series"] == "train"] == [1, 2, 3, 4]

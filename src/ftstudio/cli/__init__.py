@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ftstudio.cli import data, export, knowledge, models, project, synth, train, ui
 from ftstudio.cli.common import err, visible
-from ftstudio.errors import FtError
+from ftstudio.errors import FtError, error_document
 
 app = typer.Typer(
     name="ftstudio",
@@ -35,7 +35,7 @@ def main() -> None:
     except FtError as exc:
         # --json promises one JSON document on stdout, failures included.
         if "--json" in sys.argv[1:]:
-            sys.stdout.write(json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}) + "\n")
+            sys.stdout.write(json.dumps(error_document(exc)) + "\n")
         err.print(Text.assemble(("error:", "bold red"), " ", visible(exc.message)), highlight=False)
         if exc.hint:
             err.print(f"  → {exc.hint}", markup=False, highlight=False)

@@ -15,7 +15,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from ftstudio.progress import Event, ProgressFn
+from ftstudio.progress import Event, ProgressFn, event_line
 
 RootOpt = Annotated[
     Path | None,
@@ -35,15 +35,27 @@ def setting_help(model: type[BaseModel], field: str) -> str:
     return (info.description or "") + default
 
 
-def command_options(command: str) -> dict[str, Any]:
-    """The options of our own CLI command, by parameter name (read from the Typer app, so never out of step)."""
-    from ftstudio.cli import app
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        show_default=False,
+        help="Any setting of this step, for this run (repeatable; lists as JSON), e.g. --set dropout=0.1.",
+    ),
+]
+SaveOpt = Annotated[
+    bool, typer.Option("--save", help="Also store this run's settings in project.toml (else: this run only).")
+]
 
-    group = typer.main.get_command(app)
-    cmd = group.commands.get(command) if hasattr(group, "commands") else None
-    if cmd is None:
-        return {}
-    return {p.name: p for p in cmd.params if getattr(p, "opts", None) and p.opts[0].startswith("-")}
+
+def overrides(flags: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
+    """The settings overrides of one command: its setting flags that were given, then each --set KEY=VALUE."""
+    from ftstudio.requests import parse_set
+
+    found = {k: v for k, v in flags.items() if v is not None}
+    found.update(parse_set(item) for item in sets or [])
+    return found
 
 
 # C0/C1 control characters (tab and newline aside) and the bidirectional overrides that reorder what a terminal shows.
@@ -114,7 +126,7 @@ def _json_events(min_interval: float = 0.1) -> ProgressFn:
         # Throttled, but the last event of a stage (done == total) always goes out.
         if now - last >= min_interval or (event.total is not None and event.done >= event.total):
             last = now
-            sys.stderr.write(json.dumps({"event": event.to_dict()}, default=str) + "\n")
+            sys.stderr.write(event_line(event) + "\n")
             sys.stderr.flush()
 
     return write

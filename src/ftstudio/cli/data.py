@@ -18,7 +18,14 @@ def data(
     name: Annotated[str, typer.Argument(help="Project name.")],
     import_: Annotated[
         Path | None,  # noqa: UP007
-        typer.Option("--import", help="Append this ShareGPT/OpenAI/Alpaca JSONL file in canonical form."),
+        typer.Option("--import", help="Add this ShareGPT/OpenAI/Alpaca JSONL file in canonical form (appended)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --import: replace the data instead (a backup copy is kept).")
+    ] = False,
+    delete: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option("--delete", help="Delete these lines, e.g. 3 or 3,5-7 (the others keep their provenance)."),
     ] = None,
     export: Annotated[
         Path | None,  # noqa: UP007
@@ -44,9 +51,13 @@ def data(
 
         preview = mask_preview(project, project.settings().train, resolve_base_model(project), line)
         return emit(preview.to_dict(), json, lambda: print_mask(preview))
+    if delete is not None:
+        result = datafile.delete_lines(project, parse_lines(delete))
+        return emit(result, json, lambda: out.print(f"Deleted {result['deleted']} line(s) of {result['data']}"))
     if import_ is not None:
-        result = datafile.import_file(project, import_)
-        emit(result, json, lambda: out.print(f"Imported {result['imported']} examples into {result['data']}"))
+        result = datafile.import_file(project, import_, "replace" if replace else "append")
+        kept = f" (the previous data is in {result['backup']})" if result["backup"] else ""
+        emit(result, json, lambda: out.print(f"Imported {result['imported']} examples into {result['data']}{kept}"))
         _report_bad(result["bad_lines"], import_)
         raise typer.Exit(1 if result["bad_lines"] else 0)
     if export is not None:
@@ -78,3 +89,20 @@ def _render(s: dict) -> None:
             out.print(f"  {d['document']}: {d['chunks_used']}/{d['chunks']}")
     if s["bad_lines"]:
         out.print(f"{len(s['bad_lines'])} bad line(s), listed on stderr")
+
+
+def parse_lines(spec: str) -> list[int]:
+    """Line numbers from "3,5-7"; BadInput naming the part that is not one."""
+    from ftstudio.errors import BadInput
+
+    lines: list[int] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        low, _, high = part.partition("-")
+        try:
+            a, b = int(low), int(high or low)
+        except ValueError:
+            raise BadInput(f"{part!r} is not a line number or range", hint="write lines like 3,5-7") from None
+        if a < 1 or b < a:
+            raise BadInput(f"{part!r} is not a line range", hint="lines count from 1; write ranges low-high")
+        lines += range(a, b + 1)
+    return lines

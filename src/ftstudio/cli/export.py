@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, out, progress_bar
+from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, out, overrides, progress_bar
 from ftstudio.export.settings import QUANTS, ExportSettings
 
 _FIELDS = ExportSettings.model_fields
@@ -29,17 +29,24 @@ def export(
     verify: Annotated[
         bool | None, typer.Option("--verify/--no-verify", help=_FIELDS["verify"].description, show_default=False)
     ] = None,
+    set_: SetOpt = None,
+    save: SaveOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Export a training run into the project's exports/ folder."""
-    from ftstudio.export.exporter import export as run_export
+    """Export a training run into the project's exports/ folder.
+
+    --format, --quant, --verify and --set KEY=VALUE apply to this export; --save also stores them in project.toml.
+    """
+    import ftstudio
     from ftstudio.project import Project
+    from ftstudio.requests import ExportRequest
 
     project = Project.open(name, root)
+    changes = overrides({"format": format, "quant": quant, "verify": verify}, set_)
+    request = ExportRequest.build(run=run, to_ollama=to_ollama, overrides=changes, save=save)
     with progress_bar(f"export {name}") as progress:
-        result = run_export(project, fmt=format, run_id=run, quant=quant, to_ollama=to_ollama, verify=verify,
-                            progress=progress)  # fmt: skip
+        result = ftstudio.export(project, request, progress=progress)
 
     def human() -> None:
         for f in result.files:

@@ -1,6 +1,7 @@
 """`ftstudio ingest`, `ftstudio docs`, `ftstudio search`: documents into the project's knowledge store.
 
 `search` imports only the store (sqlite3), so it starts fast; loaders and tokenizers load only for `ingest`.
+Setting flags apply to this run; `--save` also stores them (the one rule of every command, see README).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
+from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.project import Project
 
@@ -32,22 +33,20 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive) to ingest.", show_default=False)],
     chunk_tokens: Annotated[int | None, typer.Option(help=_setting_help("chunk_tokens"), show_default=False)] = None,
     overlap: Annotated[int | None, typer.Option(help=_setting_help("overlap"), show_default=False)] = None,
+    set_: SetOpt = None,
+    save: SaveOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Load PDF, DOCX, EPUB, HTML, Markdown and text files, cut them into chunks, and index them for search."""
-    from ftstudio.errors import BadInput
-    from ftstudio.knowledge.ingest import ingest as run_ingest
+    import ftstudio
+    from ftstudio.requests import IngestRequest
 
     project = Project.open(name, root)
-    values = project.settings().knowledge.model_dump()
-    values.update({k: v for k, v in {"chunk_tokens": chunk_tokens, "overlap": overlap}.items() if v is not None})
-    try:
-        settings = KnowledgeSettings.model_validate(values)
-    except ValueError as exc:
-        raise BadInput(f"chunking options: {exc}", hint="pass --chunk-tokens N and --overlap M with M < N") from exc
+    changes = overrides({"chunk_tokens": chunk_tokens, "overlap": overlap}, set_)
+    request = IngestRequest.build(paths=paths, overrides=changes, save=save)
     with progress_bar("Ingesting") as progress:
-        result = run_ingest(project, paths, settings, progress)
+        result = ftstudio.ingest(project, request, progress=progress)
 
     def human() -> None:
         for doc in result.documents:
@@ -106,11 +105,9 @@ def search(
     json: JsonOpt = False,
 ) -> None:
     """Full-text search of the project's chunks: the best matches with their snippet and where they come from."""
-    from ftstudio.knowledge.store import KnowledgeStore
+    import ftstudio
 
-    project = Project.open(name, root)
-    with KnowledgeStore.open(project.knowledge_db) as store:
-        hits = store.search(query, k)
+    hits = ftstudio.search(Project.open(name, root), query=query, k=k)
     results = [
         {
             "chunk_id": h.chunk.id,

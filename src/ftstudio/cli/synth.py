@@ -8,12 +8,17 @@ from typing import Annotated
 
 import typer
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar, setting_help
+from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar, setting_help
+from ftstudio.requests import GenerateRequest
 from ftstudio.synth.settings import ProviderName, SynthSettings
 
 
 def _help(field: str) -> str:
     return setting_help(SynthSettings, field)
+
+
+def _request_help(field: str) -> str:
+    return GenerateRequest.model_fields[field].description or ""
 
 
 ProviderOpt = Annotated[
@@ -54,44 +59,44 @@ def generate(
     provider: ProviderOpt = None,
     model: Annotated[str | None, typer.Option("--model", help=_help("model"))] = None,  # noqa: UP007
     base_url: BaseUrlOpt = None,
-    pairs: Annotated[int | None, typer.Option("--pairs", help="Pairs the run writes in all (default 100).")] = None,  # noqa: UP007
+    pairs: Annotated[int | None, typer.Option("--pairs", help=_request_help("pairs"))] = None,  # noqa: UP007
     concurrency: Annotated[int | None, typer.Option("--concurrency", help=_help("concurrency"))] = None,  # noqa: UP007
-    topic: Annotated[
-        str | None, typer.Option("--topic", help="Narrow to chunks matching this; alone: topic-only.")
-    ] = None,  # noqa: UP007,E501
-    topic_only: Annotated[bool, typer.Option("--topic-only", help="Ignore the documents; write from --topic.")] = False,
+    topic: Annotated[str | None, typer.Option("--topic", help=_request_help("topic"))] = None,  # noqa: UP007
+    topic_only: Annotated[bool, typer.Option("--topic-only", help=_request_help("topic_only"))] = False,
     pairs_per_chunk: Annotated[int | None, typer.Option("--per-chunk", help=_help("pairs_per_chunk"))] = None,  # noqa: UP007
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more USD.")] = None,  # noqa: UP007
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help=_request_help("max_cost"))] = None,  # noqa: UP007
     judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help=_help("judge"))] = None,  # noqa: UP007
-    fresh: Annotated[bool, typer.Option("--fresh", help="Close an unfinished run instead of resuming it.")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help=_request_help("fresh"))] = False,
+    set_: SetOpt = None,
+    save: SaveOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
 
-    --provider, --model, --base-url, --concurrency, --per-chunk and --judge are saved in project.toml for the next
-    run; API keys come from the environment (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
+    Setting flags (--provider, --model, --base-url, --concurrency, --per-chunk, --judge, --set KEY=VALUE) apply to
+    this run; --save also stores them in project.toml. API keys come from the environment (OPENROUTER_API_KEY,
+    OPENAI_API_KEY) and are never saved.
     """
+    import ftstudio
     from ftstudio.project import Project
-    from ftstudio.synth.generate import generate as run_generate
+    from ftstudio.requests import GenerateRequest
 
     project = Project.open(name, root)
-    changes = {
+    flags = {
         "provider": provider, "model": model, "base_url": base_url, "concurrency": concurrency,
         "pairs_per_chunk": pairs_per_chunk, "judge": judge,
     }  # fmt: skip
-    given = {k: v for k, v in changes.items() if v is not None}
-    settings = project.update_settings("synth", **given).synth if given else project.settings().synth
+    request = GenerateRequest.build(pairs=pairs, topic=topic, topic_only=topic_only, max_cost=max_cost, fresh=fresh,
+                                    overrides=overrides(flags, set_), save=save)  # fmt: skip
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # finish in-flight writes, then stop
     try:
         with progress_bar("generating") as bar:
-            summary = run_generate(
-                project, settings, pairs, topic=topic, topic_only=topic_only, max_cost=max_cost,
-                progress=bar, cancel=cancel,
-            )  # fmt: skip
+            result = ftstudio.generate(project, request, progress=bar, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    summary = result.to_dict()
     emit(summary, json, lambda: _render(summary))
     if summary["status"] != "done":
         err.print(f"stopped ({summary['stop_reason']}): run `ftstudio generate {name}` again to resume")

@@ -11,9 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar, setting_help
+from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar, setting_help
 from ftstudio.project import Project
+from ftstudio.requests import ChatRequest, TrainRequest
 from ftstudio.train.settings import TrainSettings
+
+
+def _request_help(field: str) -> str:
+    return TrainRequest.model_fields[field].description or ""
+
+
+def _chat_help(field: str) -> str:
+    return ChatRequest.model_fields[field].description or ""
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 def train(
     name: Annotated[str, typer.Argument(help="Project name.")],
-    base_model: Annotated[str | None, typer.Option(help="Hub id or local folder; saved in project.toml.")] = None,
+    base_model: Annotated[str | None, typer.Option(help=_request_help("base_model"))] = None,
     method: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "method"))] = None,
     backend: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "backend"))] = None,
     epochs: Annotated[float | None, typer.Option(help=setting_help(TrainSettings, "epochs"))] = None,
@@ -34,26 +43,27 @@ def train(
     rank: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "rank"))] = None,
     seed: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "seed"))] = None,
     save_every: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "save_every"))] = None,
-    resume: Annotated[str | None, typer.Option(help="Continue run RUN from its last checkpoint.")] = None,
-    probe_only: Annotated[
-        bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
-    ] = False,
+    resume: Annotated[str | None, typer.Option(help=_request_help("resume"))] = None,
+    probe_only: Annotated[bool, typer.Option(help=_request_help("probe_only"))] = False,
+    set_: SetOpt = None,
+    save: SaveOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops)."""
-    from ftstudio.train.runner import train as run_training
+    """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops).
+
+    Setting flags and --set KEY=VALUE apply to this run; --save also stores them (and --base-model) in project.toml.
+    """
+    import ftstudio
 
     project = Project.open(name, root)
-    if base_model:
-        project.update_settings("base_model", model=base_model)
-    overrides = {k: v for k, v in locals().items() if k in _SETTING_OPTIONS and v is not None}
-    settings = TrainSettings.model_validate({**project.settings().train.model_dump(), **overrides})
+    flags = {k: v for k, v in locals().items() if k in TrainRequest.flags}
+    request = TrainRequest.build(base_model=base_model, resume=resume, probe_only=probe_only,
+                                 overrides=overrides(flags, set_), save=save)  # fmt: skip
     cancel = threading.Event()
     _stop_on_ctrl_c(cancel)
     with progress_bar("training") as bar:
-        result = run_training(project, settings, resume=resume, progress=_with_log(bar), cancel=cancel,
-                              probe_only=probe_only)  # fmt: skip
+        result = ftstudio.train(project, request, progress=_with_log(bar), cancel=cancel)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch, the first process speaks for all
     emit(result.to_dict(), json, lambda: _print_result(result, name))
@@ -64,29 +74,42 @@ def train(
 def chat(
     name: Annotated[str, typer.Argument(help="Project name.")],
     prompt: Annotated[str, typer.Argument(help="What to ask the tuned model.")],
-    run: Annotated[str | None, typer.Option(help="Run id; default: the newest completed run.")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Longest answer in tokens.")] = None,
+    run: Annotated[str | None, typer.Option(help=_chat_help("run"))] = None,
+    passages: Annotated[int, typer.Option(help=_chat_help("passages"))] = 0,
+    compare: Annotated[bool, typer.Option(help=_chat_help("compare"))] = False,
+    max_new_tokens: Annotated[int | None, typer.Option(help=_chat_help("max_new_tokens"))] = None,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Ask the base model with a run's adapter, using its chat template; the answer streams as it is written."""
-    from ftstudio.train.chat import load_chat
+    """Ask the base model with a run's adapter, using its chat template; the answer streams as it is written.
 
-    model = load_chat(Project.open(name, root), run)
-    pieces = []
-    for piece in model.stream(prompt, max_new_tokens=max_new_tokens):
-        pieces.append(piece)
-        if not json:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+    --passages K puts the K best matching chunks of the knowledge store before the question; --compare also asks
+    the base model alone.
+    """
+    import ftstudio
+
+    request = ChatRequest.build(prompt=prompt, run=run, passages=passages, compare=compare,
+                                max_new_tokens=max_new_tokens)  # fmt: skip
+    shown: list[str] = []
+
+    def stream(event) -> None:
+        if json:
+            return
+        if event.stage != (shown[-1] if shown else None):
+            if shown:
+                sys.stdout.write("\n")
+            sys.stdout.write({"chat": "tuned: " if compare else "", "chat-base": "base:  "}[event.stage])
+            shown.append(event.stage)
+        sys.stdout.write(event.message)
+        sys.stdout.flush()
+
+    result = ftstudio.chat(Project.open(name, root), request, progress=stream)
     if json:
-        emit({"run": model.run.id, "answer": "".join(pieces).strip()}, True)
-    else:
-        sys.stdout.write("\n")
-
-
-_SETTING_OPTIONS = {"method", "backend", "epochs", "max_steps", "learning_rate", "batch_size", "max_seq_length",
-                    "rank", "seed", "save_every"}  # fmt: skip
+        emit(result.to_dict(), True)
+        return
+    sys.stdout.write("\n")
+    for source in result.sources:
+        err.print(f"passage: {source}", markup=False)
 
 
 def _stop_on_ctrl_c(cancel: threading.Event) -> None:

@@ -90,7 +90,7 @@ def ui(
             err.print(f"note: only requests for {host} or localhost are answered; add --allow-host NAME for the name "
                       "others use to reach this machine")  # fmt: skip
     if example:
-        from ftstudio.ui.example import ensure_example
+        from ftstudio.example import ensure_example
 
         project = ensure_example(workspace, progress=lambda e: err.print(f"example: {e.message}"))
         err.print(f"example project ready: {project.dir}")

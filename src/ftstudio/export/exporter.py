@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ class VerificationFailed(PartlyDone):
     """The GGUF was written but llama.cpp does not behave like the merged model."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportResult:
     project: str
     run: str
@@ -79,7 +79,7 @@ def export(
             merging.copy_side_files(run.adapter_dir, work)
             shutil.copy2(run.adapter_dir / "adapter_model.safetensors", work / "adapter_model.safetensors")
             shutil.copy2(run.adapter_dir / "adapter_config.json", work / "adapter_config.json")
-        result.files = _describe(sorted(dest.iterdir()))
+        result = replace(result, files=_describe(sorted(dest.iterdir())))
         return result
 
     base = resolve_base(run.base_model)
@@ -92,7 +92,7 @@ def export(
             max_shard_bytes=settings.max_shard_mb << 20,
             progress=progress,
         )
-        result.files = _describe(files)
+        result = replace(result, files=_describe(files))
         return result
 
     return _export_gguf(project, run, base, quant, stem, system, to_ollama, verify, settings, result, progress)
@@ -152,9 +152,10 @@ def _export_gguf(
         ollama_chat = mf.ollama_chat(chat, mf.eos_texts(merged_dir))
         modelfile_path = out / f"{stem}-{quant}.Modelfile"
         atomic_write_text(modelfile_path, mf.modelfile(dest.name, ollama_chat, system))
-        result.files = _describe([dest, modelfile_path])
+        result = replace(result, files=_describe([dest, modelfile_path]))
         model_name = to_ollama or stem.lower()
-        result.ollama_command = f"cd {out} && " + ollama.create_command(model_name, modelfile_path)
+        command = f"cd {out} && " + ollama.create_command(model_name, modelfile_path)
+        result = replace(result, ollama_command=command)
 
         if verify:
             from ftstudio.export.verify import held_out_prompts, verify_gguf
@@ -163,14 +164,15 @@ def _export_gguf(
             check = verify_gguf(
                 dest, merged_dir, quant, conversations, max_tokens=settings.verify_tokens, progress=progress
             )
-            result.verification = check.to_dict()
+            result = replace(result, verification=check.to_dict())
             if not check.passed:
                 raise VerificationFailed(
                     f"{dest.name} failed verification in llama.cpp: " + "; ".join(check.problems),
                     hint="the file is kept for inspection; report this with the model's name, or try --quant f16",
                 )
     if to_ollama:
-        result.ollama = ollama.install(dest, to_ollama, ollama_chat, system, modelfile_path, progress=progress)
+        installed = ollama.install(dest, to_ollama, ollama_chat, system, modelfile_path, progress=progress)
+        result = replace(result, ollama=installed)
     return result
 
 

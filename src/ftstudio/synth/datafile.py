@@ -1,12 +1,15 @@
-"""The user's view of `data/sft_data.jsonl`: validation, statistics, import from and export to other forms."""
+"""The user's view of `data/sft_data.jsonl`: validation, statistics, import (append or replace, with a backup) from
+and export to other forms, deleting lines."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
+import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ftstudio.dataset import (
     MAX_DEPTH,
@@ -18,9 +21,11 @@ from ftstudio.dataset import (
     json_depth,
     parse_record,
     read_dataset,
+    rewrite_lines,
     split_lines,
 )
 from ftstudio.errors import BadInput, NotFound
+from ftstudio.fsutil import atomic_write_text
 from ftstudio.project import Project
 from ftstudio.synth.quality import DuplicateIndex, words
 from ftstudio.synth.sources import open_source
@@ -110,21 +115,61 @@ def read_any(path: Path) -> tuple[list[Example], list[LineError]]:
     return examples, errors
 
 
-def import_file(project: Project, path: Path) -> dict[str, Any]:
-    """Append the examples of `path` (ShareGPT, OpenAI messages or Alpaca) to the project's file, canonicalised."""
+def import_file(project: Project, path: Path, mode: Literal["append", "replace"] = "append") -> dict[str, Any]:
+    """Add the examples of `path` (ShareGPT, OpenAI messages or Alpaca) to the project's file, canonicalised, with
+    their provenance (`meta.imported_from`).
+
+    "append" adds the good examples after the existing ones and reports the bad lines; "replace" puts them in place
+    of the data, after a backup copy (`data/sft_data.<time>.bak.jsonl`), and is refused (nothing changed) when the
+    file has a bad line or no example.
+    """
+    if mode not in ("append", "replace"):
+        raise BadInput(f"unknown import mode {mode!r}", hint="choose append or replace")
     examples, errors = read_any(path)
     records = []
     for e in examples:
         record = e.to_canonical()
         record.setdefault("meta", {})["imported_from"] = path.name
         records.append(record)
-    written = append_records(project.sft_data, records)
+    backup = None
+    if mode == "replace":
+        if errors or not records:
+            why = "; ".join(f"line {e.line}: {e.message}" for e in errors[:10]) or "it holds no example"
+            raise BadInput(f"{path.name}: not used to replace the data: {why}", hint="fix the file, then import again")
+        backup = backup_data(project)
+        atomic_write_text(project.sft_data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        written = len(records)
+    else:
+        written = append_records(project.sft_data, records)
     return {
         "imported": written,
+        "mode": mode,
+        "backup": str(backup) if backup else None,
         "source": str(path),
         "bad_lines": [{"line": e.line, "error": e.message} for e in errors],
         "data": str(project.sft_data),
     }
+
+
+def backup_data(project: Project) -> Path | None:
+    """Copy data/sft_data.jsonl to data/sft_data.<time>.bak.jsonl (None when there is no data yet)."""
+    if not project.sft_data.is_file():
+        return None
+    backup = project.data_dir / f"sft_data.{time.strftime('%Y%m%d-%H%M%S')}.bak.jsonl"
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = project.data_dir / f"sft_data.{time.strftime('%Y%m%d-%H%M%S')}-{n}.bak.jsonl"
+    shutil.copy2(project.sft_data, backup)
+    return backup
+
+
+def delete_lines(project: Project, lines: list[int]) -> dict[str, Any]:
+    """Delete these 1-based lines of the data; every other line, its provenance included, is kept byte for byte."""
+    if not lines:
+        raise BadInput("no line to delete", hint="give the line numbers, e.g. 3 or 3,5-7")
+    deleted = rewrite_lines(project.sft_data, dict.fromkeys(lines))
+    return {"deleted": deleted, "lines": sorted(set(lines)), "data": str(project.sft_data)}
 
 
 def export_file(project: Project, path: Path, form: str) -> dict[str, Any]:
@@ -147,8 +192,6 @@ def export_file(project: Project, path: Path, form: str) -> dict[str, Any]:
                 skipped.append({"line": e.line, "error": "a multi-turn conversation has no Alpaca form"})
                 continue
         lines.append(json.dumps(record, ensure_ascii=False))
-    from ftstudio.fsutil import atomic_write_text
-
     atomic_write_text(path, "".join(line + "\n" for line in lines))
     skipped.sort(key=lambda s: s["line"])
     return {"exported": len(lines), "to": form, "path": str(path), "skipped": skipped}

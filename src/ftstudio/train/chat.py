@@ -104,3 +104,19 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     model.eval()
     formatter = Formatter.create(tokenizer, settings.system_prompt, _end_ids(base, tokenizer))
     return ChatModel(run, model, formatter, settings.max_new_tokens)
+
+
+def with_passages(project: Project, question: str, k: int) -> tuple[str, list[str]]:
+    """The question with the k best matching chunks of the knowledge store before it, and where each came from
+    (the question alone when k is 0 or nothing matches)."""
+    if k <= 0 or not project.knowledge_db.exists():
+        return question, []
+    from ftstudio.knowledge.store import KnowledgeStore
+
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        hits = store.search(question, k=k)
+    if not hits:
+        return question, []
+    context = "\n\n".join(h.chunk.text for h in hits)
+    sources = [f"{h.chunk.document} ({h.chunk.location or 'chunk ' + str(h.chunk.ordinal)})" for h in hits]
+    return f"Use these passages to answer.\n\n{context}\n\nQuestion: {question}", sources

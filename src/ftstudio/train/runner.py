@@ -14,7 +14,7 @@ import resource
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ftstudio.train.runs import Run, load_run, new_run_id, now_iso, write_run_in
 from ftstudio.train.settings import TrainSettings
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """What a run produced. `status`: completed, stopped (cancelled; resumable), failed, or probed (probe only)."""
 
@@ -60,9 +60,10 @@ class _Diverged(Exception):
     pass
 
 
-def resolve_base_model(project: Project, run: Run | None = None) -> str:
-    """The base model to train: the run's when resuming, else the project's; BadInput when none is set."""
-    chosen = project.settings().base_model.model
+def resolve_base_model(project: Project, run: Run | None = None, chosen: str | None = None) -> str:
+    """The base model to train: the run's when resuming, else `chosen` (this run's), else the project's; BadInput
+    when none is set."""
+    chosen = chosen or project.settings().base_model.model
     if run is not None:
         if chosen and chosen != run.info.get("base_model"):
             raise BadInput(
@@ -87,6 +88,7 @@ def train(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     probe_only: bool = False,
+    base_model: str | None = None,
 ) -> TrainResult:
     """Train a LoRA/QLoRA adapter on the project's data; see the module docstring and docs/train.md.
 
@@ -98,7 +100,7 @@ def train(
         if run.status == "completed":
             raise BadInput(f"run {run.id} is already completed", hint="start a new run with `ftstudio train NAME`")
         settings = TrainSettings.model_validate(run.info["settings"])
-    base_model = resolve_base_model(project, run)
+    base_model = resolve_base_model(project, run, base_model)
     trust = project.settings().base_model.trust_remote_code
     examples = _read_examples(project)
     # The base-model checks again, with this run's method and sizes: a model that cannot train here fails now,
@@ -332,8 +334,7 @@ def train(
         (run_dir / "eval.json").write_text(json.dumps(report_data, indent=2, ensure_ascii=False) + "\n")
         info.update(status="completed", finished_at=now_iso(), final_eval_loss=report_data["tuned_eval_loss"])
         write_run_info(run_dir, info)
-        result = _result(info, run_dir, data.warnings, probe)
-        result.eval = report_data
+        result = replace(_result(info, run_dir, data.warnings, probe), eval=report_data)
     else:
         info.update(status="completed")
         result = _result(info, run_dir, data.warnings, probe)

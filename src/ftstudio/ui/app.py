@@ -39,6 +39,7 @@ class Context:
     demo: gr.Blocks
     project: gr.Dropdown
     timer: gr.Timer
+    tab: gr.Tab | None = None  # the tab being built: its `select` refreshes what it shows
 
 
 def build_app(root: Path | str | None = None) -> gr.Blocks:
@@ -52,7 +53,8 @@ def build_app(root: Path | str | None = None) -> gr.Blocks:
         ctx = Context(root, registry(root), demo, project, timer)
         with gr.Tabs():
             for label, module in TABS:
-                with gr.Tab(label, id=module.__name__.rsplit(".", 1)[-1]):
+                with gr.Tab(label, id=module.__name__.rsplit(".", 1)[-1]) as tab:
+                    ctx.tab = tab
                     module.build(ctx)
     return demo
 

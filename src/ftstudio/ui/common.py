@@ -22,8 +22,9 @@ import gradio as gr
 from pydantic import BaseModel
 
 from ftstudio.errors import FtError
-from ftstudio.jobs import JobRegistry, JobState
+from ftstudio.jobs import JobRegistry, JobState, request_line
 from ftstudio.project import Project
+from ftstudio.requests import Request
 
 SECTIONS = ("knowledge", "base_model", "synth", "train", "export")
 
@@ -98,12 +99,18 @@ def widget(model: type[BaseModel], name: str, value: Any, **extra: Any) -> gr.co
     if annotation is bool:
         return gr.Checkbox(value=bool(value), **common)
     if annotation in (int, float):
-        step = 1 if annotation is int else None
-        numeric = {"precision": 0} if annotation is int else {}
-        if step:
-            numeric["step"] = step
+        numeric: dict[str, Any] = {"precision": 0, "step": 1} if annotation is int else {}
+        if optional:  # empty means the default the description names: say so in the box itself
+            numeric["placeholder"] = empty_text(field)
         return gr.Number(value=value, **numeric, **_bounds(field), **common)
     return gr.Textbox(value="" if value is None else str(value), **common)
+
+
+def empty_text(field) -> str:
+    """What an empty box means, from the field's description ("...; empty: 100" → "empty: 100")."""
+    description = field.description or ""
+    _, sep, meaning = description.partition("empty: ")
+    return f"empty: {meaning.rstrip('.').split(';')[0].strip()}" if sep else "empty: default"
 
 
 def widgets(model: type[BaseModel], values: BaseModel, names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -147,55 +154,24 @@ def save_section(project: Project, section: str, model: type[BaseModel], values:
     return getattr(updated, section)
 
 
-def cli_options(command: str) -> dict[str, Any]:
-    """The options our own CLI command takes, by parameter name."""
-    from ftstudio.cli.common import command_options
-
-    return command_options(command)
-
-
-def settings_args(command: str, values: dict[str, Any], model: type[BaseModel] | None = None) -> list[str]:
-    """`--option value` for each value the CLI command has an option for (the rest live in project.toml).
-
-    With `model`, values equal to the model's defaults are left out: the command shows what is special, and the
-    project.toml the UI saved holds the rest.
-    """
-    options = cli_options(command)
-    defaults = model() if model is not None else None
-    if model is not None:  # widget values (an empty box, "auto") as the settings mean them
-        known = {k: v for k, v in values.items() if k in model.model_fields}
-        values = {**values, **clean_values(model, known)}
-    args: list[str] = []
-    for name, value in values.items():
-        opt = options.get(name)
-        if opt is None or value is None or value == "":
-            continue
-        if defaults is not None and name in type(defaults).model_fields and getattr(defaults, name) == value:
-            continue
-        if getattr(opt, "is_flag", False):
-            if value:
-                args.append(opt.opts[0])
-            elif opt.secondary_opts:
-                args.append(opt.secondary_opts[0])
-            continue
-        args += [opt.opts[0], str(value)]
-    return args
+def form_request(kind: type[Request], project: Project, values: dict[str, Any], **own: Any) -> Request:
+    """The request a tab's form asks for: `own` options of the run, and as overrides the settings fields whose
+    value differs from project.toml, with `save` (the form shows the project's settings, so what it changes is
+    stored, by the job itself and only after its checks: the CLI's `--save`). BadInput names a wrong field."""
+    model = kind.settings_model
+    changed: dict[str, Any] = {}
+    if model is not None:
+        cleaned = clean_values(model, {k: v for k, v in values.items() if k in model.model_fields})
+        current = getattr(project.settings(), kind.section)
+        changed = {k: v for k, v in cleaned.items() if getattr(current, k) != v}
+    own = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in own.items()}
+    return kind.build(**own, overrides=changed, save=bool(changed))
 
 
-def option_widget(command: str, name: str, **extra: Any) -> gr.components.Component:
-    """A widget for one option of our CLI command itself (not a project setting), labelled, typed and defaulted
-    from the command; hidden when the command has no such option."""
-    option = cli_options(command).get(name)
-    if option is None:
-        return gr.Textbox(visible=False, value=None)
-    descriptor = getattr(option, "type_descriptor", None)
-    annotation, _ = unwrap(getattr(descriptor, "annotation", str))
-    common = {"label": name.replace("_", " ").capitalize(), "info": option.help, **extra}
-    if annotation in (int, float):
-        return gr.Number(value=option.default, precision=0 if annotation is int else None, **common)
-    if annotation is bool:
-        return gr.Checkbox(value=bool(option.default), **common)
-    return gr.Textbox(value=option.default or "", **common)
+def request_widget(kind: type[Request], name: str, **extra: Any) -> gr.components.Component:
+    """A widget for one of a request's own options (pairs, topic, ...), labelled and explained by the request."""
+    field = kind.model_fields[name]
+    return widget(kind, name, field.default, **extra)
 
 
 # -- uploads ---------------------------------------------------------------------------------------------------------
@@ -237,8 +213,9 @@ def _when(ts: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts)) if ts else ""
 
 
-def job_summary(registry: JobRegistry, state: JobState | None) -> str:
-    """A short Markdown account of a job: status, progress, and how it ended."""
+def job_summary(registry: JobRegistry, state: JobState | None, result_summary=None) -> str:
+    """A short Markdown account of a job: status, progress, and how it ended (with `result_summary(result)`, what
+    a finished job produced: it stays until the next job)."""
     if state is None:
         return "No job yet."
     job = registry.job(state.project, state.id)
@@ -254,6 +231,8 @@ def job_summary(registry: JobRegistry, state: JobState | None) -> str:
             lines.append(f"<progress max='{event.total}' value='{event.done}' style='width:100%'></progress>")
     if state.stop_requested and state.running:
         lines.append("Stopping: the job is saving what it finished…")
+    if not state.running and result_summary is not None and (shown := result_summary(state.result)):
+        lines.append(shown)
     if state.error:
         lines.append(f"```\n{state.error.strip()}\n```")
     return "\n\n".join(lines)
@@ -266,14 +245,15 @@ class JobPanel:
     tab's `on_finish(project, job_id)` so the tab reloads what the job produced (a reload of the page does too).
     """
 
-    def __init__(self, registry: JobRegistry, command: str):
+    def __init__(self, registry: JobRegistry, command: str, result_summary=None):
         self.registry = registry
         self.command = command
+        self.result_summary = result_summary
         with gr.Group(elem_id=f"{command}-job"):
             self.status = gr.Markdown("No job yet.", elem_classes=["job-status"], elem_id=f"{command}-status")
             with gr.Row():
                 self.cli = cli_box("Running command (CLI equivalent)", scale=4)
-                self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False)
+                self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False, visible=False)
             with gr.Accordion("Log", open=False):
                 self.log = gr.Textbox(show_label=False, lines=8, max_lines=16, autoscroll=True, interactive=False)
         self.seen = gr.State(None)
@@ -293,9 +273,10 @@ class JobPanel:
             state = self.state(project_name)
             nothing = [gr.update()] * len(finish_outputs)
             if state is None:
-                return ["No job yet.", "", "", gr.update(interactive=False), None, *nothing]
+                return ["No job yet.", "", "", gr.update(interactive=False, visible=False), None, *nothing]
             log = self.registry.job(project_name, state.id).log_text()
-            panel = [job_summary(self.registry, state), state.cli, log, gr.update(interactive=state.running)]
+            summary = job_summary(self.registry, state, self.result_summary)
+            panel = [summary, state.cli, log, gr.update(interactive=state.running, visible=state.running)]
             if state.running or state.id == seen or on_finish is None:
                 return [*panel, seen if state.running else state.id, *nothing]
             return [*panel, state.id, *on_finish(project_name, state.id)]
@@ -305,19 +286,22 @@ class JobPanel:
             if state is None:
                 return "Nothing is running."
             self.registry.stop(project_name, state.id)
-            return job_summary(self.registry, self.registry.get(project_name, state.id))
+            return job_summary(self.registry, self.registry.get(project_name, state.id), self.result_summary)
 
         outputs = [self.status, self.cli, self.log, self.stop, self.seen, *finish_outputs]
         timer.tick(refresh, [project, self.seen], outputs, show_progress="hidden")
         self.stop.click(do_stop, [project], [self.status], api_name=f"stop_{self.command}")
 
 
-def start_job(
-    registry: JobRegistry, project: str, command: str, args: list[str], env: dict[str, str] | None = None
-) -> str:
-    """Start a job and return a Markdown line saying so, or why it was refused."""
+def start_request(registry: JobRegistry, project: str, request: Request, env: dict[str, str] | None = None) -> str:
+    """Start a job for `request` and return a Markdown line saying so, or why it was refused (naming the field)."""
     try:
-        state = registry.start(project, command, args, env=env)
+        state = registry.start(project, request, env=env)
     except FtError as exc:
         return f"⚠ Not started: {describe(exc)}"
-    return f"Started {command} job `{state.id}`."
+    return f"Started {request.command} job `{state.id}`."
+
+
+def command_preview(registry: JobRegistry, project: str, request: Request) -> str:
+    """The command line a job for `request` would run (what the tab shows before it starts)."""
+    return request_line(project, request, registry.root)

@@ -8,7 +8,6 @@ import threading
 import gradio as gr
 
 from ftstudio.errors import FtError
-from ftstudio.knowledge.store import KnowledgeStore
 from ftstudio.ui.common import describe, open_project
 from ftstudio.ui.tabs.train import _runs
 
@@ -28,19 +27,6 @@ def chat_model(project, run_id: str | None):
             _loaded.clear()
             _loaded[key] = load_chat(project, run.id)
         return _loaded[key]
-
-
-def with_passages(project, question: str, k: int) -> tuple[str, str]:
-    """The question with the k best matching chunks before it, and a note of their sources."""
-    if k <= 0 or not project.knowledge_db.exists():
-        return question, ""
-    with KnowledgeStore.open(project.knowledge_db) as store:
-        hits = store.search(question, k=k)
-    if not hits:
-        return question, "No passage matched."
-    context = "\n\n".join(h.chunk.text for h in hits)
-    sources = "; ".join(f"{h.chunk.document} ({h.chunk.location or 'chunk ' + str(h.chunk.ordinal)})" for h in hits)
-    return f"Use these passages to answer.\n\n{context}\n\nQuestion: {question}", f"Passages from: {sources}"
 
 
 def _plain(messages: list) -> list[dict[str, str]]:
@@ -69,8 +55,9 @@ def build(ctx) -> None:
             info="0: the question alone",
         )
     with gr.Row():
-        tuned = gr.Chatbot(label="Fine-tuned", height=360, elem_id="chat-tuned")
-        base = gr.Chatbot(label="Base model", height=360, elem_id="chat-base")
+        # Model text is shown as text: `~~` or `#` in an answer must not become Markdown.
+        tuned = gr.Chatbot(label="Fine-tuned", height=360, elem_id="chat-tuned", render_markdown=False)
+        base = gr.Chatbot(label="Base model", height=360, elem_id="chat-base", render_markdown=False)
     with gr.Row():
         question = gr.Textbox(label="Your message", placeholder="Ask about your documents", scale=5)
         send = gr.Button("Send", variant="primary", scale=1)
@@ -97,7 +84,10 @@ def build(ctx) -> None:
         except FtError as exc:
             yield tuned_history, base_history, describe(exc), message
             return
-        prompt, sources = with_passages(project, message, int(k or 0))
+        from ftstudio.train.chat import with_passages
+
+        prompt, found = with_passages(project, message, int(k or 0))
+        sources = ("Passages from: " + "; ".join(found)) if found else ("No passage matched." if k else "")
         tuned_before, base_before = _plain(tuned_history), _plain(base_history)
         tuned_history = [*tuned_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         base_history = [*base_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
@@ -110,7 +100,12 @@ def build(ctx) -> None:
                     base_history[-1]["content"] += piece
                     yield tuned_history, base_history, sources, ""
 
-    ctx.project.change(load, [ctx.project], [run])
+    def clear(project_name):
+        """Nothing of another project stays on screen: its conversation and passages go."""
+        return load(project_name), [], [], ""
+
+    ctx.project.change(clear, [ctx.project], [run, tuned, base, note])
+    ctx.tab.select(load, [ctx.project, run], [run])
     run.focus(load, [ctx.project, run], [run], queue=False)  # runs that completed since the page loaded
     ctx.demo.load(load, [ctx.project], [run])
     inputs = [ctx.project, run, passages, question, tuned, base]

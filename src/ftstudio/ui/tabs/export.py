@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ftstudio.errors import FtError
 from ftstudio.export.settings import ExportSettings
-from ftstudio.jobs import cli_line
+from ftstudio.requests import ExportRequest
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
+    command_preview,
+    describe,
+    form_request,
     open_project,
-    option_widget,
-    save_section,
-    settings_args,
+    request_widget,
     shown_values,
-    start_job,
+    start_request,
     widget,
 )
 from ftstudio.ui.tabs.train import _runs
@@ -87,7 +89,7 @@ def build(ctx) -> None:
         for name in field_names():
             if name not in MAIN_FIELDS:
                 fields[name] = widget(ExportSettings, name, getattr(defaults, name))
-    to_ollama = option_widget("export", "to_ollama", placeholder="e.g. my-tutor (needs Ollama running)")
+    to_ollama = request_widget(ExportRequest, "to_ollama", placeholder="e.g. my-tutor (needs Ollama running)")
     names = list(fields)
     inputs = [fields[n] for n in names]
     preview = cli_box("Will run (CLI equivalent)", elem_id="export-preview")
@@ -105,20 +107,18 @@ def build(ctx) -> None:
     modelfile = gr.Code(label="Ollama Modelfile (newest)", lines=8)
     ollama_cmd = cli_box("Install into Ollama yourself")
 
-    def _args(project_name, run_id, values, ollama_name):
-        args = [project_name]
-        if run_id:
-            args += ["--run", run_id]
-        args += settings_args("export", values, ExportSettings)
-        if ollama_name:
-            args += ["--to-ollama", ollama_name]
-        return args
+    def _request(project, run_id, ollama_name, values) -> ExportRequest:
+        return form_request(ExportRequest, project, dict(zip(names, values, strict=True)), run=run_id or None,
+                            to_ollama=ollama_name)  # fmt: skip
 
     def show_preview(project_name, run_id, ollama_name, *values):
         if not project_name:
             return ""
-        chosen = dict(zip(names, values, strict=True))
-        return cli_line("export", _args(project_name, run_id, chosen, ollama_name), root)
+        try:
+            request = _request(open_project(root, project_name), run_id, ollama_name, values)
+        except FtError as exc:
+            return f"(not valid yet) {exc.message}"
+        return command_preview(registry, project_name, request)
 
     def results(project):
         completed = [r.id for r in reversed(_runs(project)) if r.status == "completed"]
@@ -148,9 +148,11 @@ def build(ctx) -> None:
 
     def run_export(project_name, run_id, ollama_name, *values):
         project = open_project(root, project_name)
-        settings = save_section(project, "export", ExportSettings, dict(zip(names, values, strict=True)))
-        chosen = {n: getattr(settings, n) for n in names}
-        return start_job(registry, project_name, "export", _args(project_name, run_id, chosen, ollama_name))
+        try:
+            request = _request(project, run_id, ollama_name, values)
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
+        return start_request(registry, project_name, request)
 
     def after_job(project_name, job_id):
         project = open_project(root, project_name)
@@ -163,6 +165,7 @@ def build(ctx) -> None:
     outputs = [*inputs, run, table, downloads, modelfile, ollama_cmd]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
+    ctx.tab.select(load, [ctx.project], outputs)
     reload_files.click(load, [ctx.project], outputs, api_name="export_files")
     start.click(run_export, preview_inputs, [started], api_name="export")
     panel.wire(ctx.timer, ctx.project, after_job, [verdict, verification, run, table, downloads, modelfile, ollama_cmd])

@@ -1,6 +1,6 @@
 """Tab 3, Generate: a helper model (Ollama, OpenRouter, any OpenAI-compatible server) writes question-answer pairs
 grounded in the knowledge store, as a background job of `ftstudio generate`; the data can be previewed, edited,
-replaced by an uploaded JSONL, and downloaded.
+added to or replaced by an uploaded JSONL (the choice is explicit; a replace keeps a backup), and downloaded.
 
 The API key is a password field: it reaches the job through the subprocess's environment only.
 """
@@ -14,18 +14,19 @@ import gradio as gr
 
 from ftstudio.dataset import iter_lines, read_dataset, rewrite_lines
 from ftstudio.errors import FtError
-from ftstudio.jobs import cli_line
+from ftstudio.requests import GenerateRequest
+from ftstudio.synth import datafile
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
+    command_preview,
     describe,
+    form_request,
     open_project,
-    option_widget,
-    save_section,
-    settings_args,
+    request_widget,
     shown_values,
-    start_job,
+    start_request,
     store_uploads,
     unwrap,
     widget,
@@ -125,7 +126,7 @@ def build(ctx) -> None:
         refresh = gr.Button("Refresh list", scale=1)
     listed = gr.Markdown(elem_id="helper-list-note")
     with gr.Row():
-        run_opts = {n: option_widget("generate", n, elem_id=f"generate-{n}") for n in RUN_OPTIONS}
+        run_opts = {n: request_widget(GenerateRequest, n, elem_id=f"generate-{n}") for n in RUN_OPTIONS}
         main = widgets(SynthSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
     with gr.Accordion("More settings", open=False), gr.Row():
         rest = widgets(SynthSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
@@ -136,7 +137,7 @@ def build(ctx) -> None:
     preview = cli_box("Will run (CLI equivalent)", elem_id="generate-preview")
     start = gr.Button("Generate", variant="primary")
     started = gr.Markdown()
-    panel = JobPanel(registry, "generate")
+    panel = JobPanel(registry, "generate", result_summary)
 
     gr.Markdown("### Training data")
     summary = gr.Markdown(elem_id="data-summary")
@@ -145,27 +146,32 @@ def build(ctx) -> None:
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")
-        delete_line = gr.Number(label="Line to delete", precision=0, value=None)
+        delete_line = gr.Number(label="Line to delete", precision=0, value=None, minimum=1,
+                                placeholder="a line number from the table", elem_id="delete-line")  # fmt: skip
         delete = gr.Button("Delete line", variant="stop")
     edited = gr.Markdown()
     with gr.Row():
-        upload = gr.File(label="Use your own JSONL (replaces the data)", file_types=[".jsonl", ".json"])
+        import_mode = gr.Radio(
+            ["append", "replace"], value=None, label="Your own JSONL file", elem_id="import-mode",
+            info="append: add its pairs after the data; replace: use it instead (a backup copy is kept). Choose first.",
+        )  # fmt: skip
+        upload = gr.File(label="Upload it", file_types=[".jsonl", ".json"], elem_id="import-file")
         download = gr.File(label="Download data/sft_data.jsonl", interactive=False)
 
-    def _connection(project_name, provider_name, url, model_name, values, opts):
-        args = [project_name, "--provider", provider_name]
-        if model_name:
-            args += ["--model", model_name]
-        if url:
-            args += ["--base-url", url]
-        return args + settings_args("generate", {**values, **opts}, SynthSettings)
+    def _request(project, provider_name, url, model_name, rest_values) -> GenerateRequest:
+        values = dict(zip(names, rest_values[: len(names)], strict=True))
+        opts = dict(zip(RUN_OPTIONS, rest_values[len(names) :], strict=True))
+        connection = {"provider": provider_name, "base_url": url or None, "model": model_name or None}
+        return form_request(GenerateRequest, project, {**values, **connection}, **opts)
 
     def show_preview(project_name, provider_name, url, model_name, *rest_values):
         if not project_name:
             return ""
-        values = dict(zip(names, rest_values[: len(names)], strict=True))
-        opts = dict(zip(RUN_OPTIONS, rest_values[len(names) :], strict=True))
-        return cli_line("generate", _connection(project_name, provider_name, url, model_name, values, opts), root)
+        try:
+            request = _request(open_project(root, project_name), provider_name, url, model_name, rest_values)
+        except FtError as exc:
+            return f"(not valid yet) {exc.message}"
+        return command_preview(registry, project_name, request)
 
     def refresh_models(provider_name, url, key):
         try:
@@ -193,19 +199,17 @@ def build(ctx) -> None:
 
     def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
         project = open_project(root, project_name)
-        values = dict(zip(names, rest_values[: len(names)], strict=True))
-        opts = dict(zip(RUN_OPTIONS, rest_values[len(names) :], strict=True))
-        connection = {"provider": provider_name, "base_url": url, "model": model_name}
-        settings = save_section(project, "synth", SynthSettings, {**values, **connection})
-        chosen = {n: getattr(settings, n) for n in names}
+        try:
+            request = _request(project, provider_name, url, model_name, rest_values)
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
         env = {}
         if key:
             variable = key_env(provider_name)
             if variable is None:
-                return f"⚠ Not started: the {provider_name} provider takes no API key; clear the field."
+                return f"⚠ Not started: the {provider_name} provider takes no API key; clear the API key field."
             env[variable] = key
-        args = _connection(project_name, settings.provider, settings.base_url, settings.model, chosen, opts)
-        return start_job(registry, project_name, "generate", args, env=env)
+        return start_request(registry, project_name, request, env=env)
 
     def _guard(project_name) -> str | None:
         active = registry.active(project_name, "generate")
@@ -236,36 +240,33 @@ def build(ctx) -> None:
         if (blocked := _guard(project_name)) is not None:
             return blocked, gr.update(), gr.update()
         if not number:
-            return "Give the line number to delete.", gr.update(), gr.update()
+            return "Type the number of the line to delete (the table's first column).", gr.update(), gr.update()
         try:
-            rewrite_lines(project.sft_data, {int(number): None})
+            datafile.delete_lines(project, [int(number)])
         except FtError as exc:
             return describe(exc), gr.update(), gr.update()
         return f"Deleted line {int(number)}.", data_summary(project), data_rows(project)
 
-    def do_upload(project_name, path):
+    def do_upload(project_name, mode, path):
         project = open_project(root, project_name)
         if not path:
             return gr.update(), gr.update(), gr.update(), gr.update()
+        if not mode:
+            return "⚠ Not used: choose append or replace first, then upload again.", *[gr.update()] * 3
         if (blocked := _guard(project_name)) is not None:
             return blocked, gr.update(), gr.update(), gr.update()
-        from pathlib import Path
-
-        try:
-            data = read_dataset(Path(path))
-        except FtError as exc:
-            return describe(exc), gr.update(), gr.update(), gr.update()
-        if data.errors or not data.examples:
-            problems = "\n".join(f"- {e}" for e in data.errors[:20]) or "- the file has no examples"
-            return f"⚠ Not used: fix these lines first:\n{problems}", gr.update(), gr.update(), gr.update()
         (stored,) = store_uploads(project, [path])
-        stored.replace(project.sft_data)
-        return (
-            f"Using your {len(data.examples)} examples.",
-            data_summary(project),
-            data_rows(project),
-            str(project.sft_data),
-        )
+        try:
+            result = datafile.import_file(project, stored, mode)
+        except FtError as exc:
+            return f"⚠ Not used: {describe(exc)}", gr.update(), gr.update(), gr.update()
+        bad = result["bad_lines"]
+        note = f"{'Added' if mode == 'append' else 'Replaced the data with'} {result['imported']} examples."
+        if result["backup"]:
+            note += f" The previous data is kept in `{result['backup']}`."
+        if bad:
+            note += f" {len(bad)} bad lines left out: " + "; ".join(f"line {b['line']}: {b['error']}" for b in bad[:5])
+        return note, data_summary(project), data_rows(project), str(project.sft_data)
 
     preview_inputs = [ctx.project, provider, base_url, model, *inputs, *opt_inputs]
     for comp in (ctx.project, provider, base_url, model, *inputs, *opt_inputs):
@@ -273,6 +274,7 @@ def build(ctx) -> None:
     outputs = [*inputs, provider, base_url, model, summary, table, download]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
+    ctx.tab.select(load, [ctx.project], outputs)
     refresh.click(refresh_models, [provider, base_url, api_key], [model, listed], api_name="helper_models")
     start.click(
         run_generate,
@@ -288,4 +290,18 @@ def build(ctx) -> None:
     panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download])
     save_edits.click(do_save_edits, [ctx.project, table], [edited, summary, table], api_name="save_data_edits")
     delete.click(do_delete, [ctx.project, delete_line], [edited, summary, table], api_name="delete_data_line")
-    upload.upload(do_upload, [ctx.project, upload], [edited, summary, table, download], api_name="upload_data")
+    upload.upload(do_upload, [ctx.project, import_mode, upload], [edited, summary, table, download],
+                  api_name="upload_data")  # fmt: skip
+
+
+def result_summary(result) -> str:
+    """What a finished generation wrote, dropped (and why) and cost: shown until the next job."""
+    if not isinstance(result, dict) or "written" not in result:
+        return ""
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.get("dropped", {}).items())) or "none"
+    tokens = result.get("tokens") or {}
+    return (
+        f"Wrote **{result['written']}** of {result.get('target')} pairs · dropped: {dropped} · "
+        f"{result.get('requests')} requests ({result.get('retries')} retries, {result.get('failures')} failed) · "
+        f"tokens {tokens.get('in')} in / {tokens.get('out')} out · cost ${result.get('cost_usd', 0):.4f}"
+    )

@@ -8,19 +8,19 @@ from pathlib import Path
 import gradio as gr
 
 from ftstudio.errors import FtError
-from ftstudio.jobs import cli_line
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.knowledge.store import KnowledgeStore
+from ftstudio.requests import IngestRequest
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
+    command_preview,
     describe,
+    form_request,
     open_project,
     safe_name,
-    save_section,
-    settings_args,
     shown_values,
-    start_job,
+    start_request,
     store_uploads,
     widgets,
 )
@@ -105,7 +105,7 @@ def build(ctx) -> None:
     )
     with gr.Row():
         to_remove = gr.Dropdown(label="Document", choices=[], scale=3)
-        remove = gr.Button("Remove document", variant="stop", scale=1)
+        remove = gr.Button("Remove document", variant="stop", scale=1, interactive=False)
     removed = gr.Markdown()
 
     gr.Markdown("### Search")
@@ -120,15 +120,18 @@ def build(ctx) -> None:
     def _paths(uploaded, directory) -> list[str]:
         return [*(uploaded or []), *(directory or [])]
 
-    def _args(project_name: str, stored: list[str], values: dict) -> list[str]:
-        return [project_name, *stored, *settings_args("ingest", values, KnowledgeSettings)]
+    def _request(project, stored: list[str], values) -> IngestRequest:
+        return form_request(IngestRequest, project, dict(zip(names, values, strict=True)), paths=stored)
 
     def show_preview(project_name, uploaded, directory, *values):
         if not project_name:
             return ""
         project = open_project(root, project_name)
         stored = [str(project.dir / "uploads" / safe_name(p)) for p in _paths(uploaded, directory)] or ["PATH…"]
-        return cli_line("ingest", _args(project_name, stored, dict(zip(names, values, strict=True))), root)
+        try:
+            return command_preview(registry, project_name, _request(project, stored, values))
+        except FtError as exc:
+            return f"(not valid yet) {exc.message}"
 
     def load(project_name):
         if not project_name:
@@ -146,9 +149,12 @@ def build(ctx) -> None:
         paths = _paths(uploaded, directory)
         if not paths:
             return "Add a document or a folder first."
-        settings = save_section(project, "knowledge", KnowledgeSettings, dict(zip(names, values, strict=True)))
+        try:
+            _request(project, ["PATH"], values).resolve(project)  # the settings are checked before files are copied
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
         stored = [str(p) for p in store_uploads(project, paths)]
-        return start_job(registry, project_name, "ingest", _args(project_name, stored, settings.model_dump()))
+        return start_request(registry, project_name, _request(project, stored, values))
 
     def after_job(project_name, job_id):
         project = open_project(root, project_name)
@@ -184,10 +190,16 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, files, folder, *inputs]
     for comp in (ctx.project, files, folder, *inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    ctx.project.change(load, [ctx.project], [*inputs, docs, to_remove])
+    def switch(project_name):
+        """Another project: its own documents, and nothing (results, hits, messages) of the one before."""
+        return [*load(project_name), [], "", "", ""]
+
+    ctx.project.change(switch, [ctx.project], [*inputs, docs, to_remove, per_file, hits, removed, started])
     ctx.demo.load(load, [ctx.project], [*inputs, docs, to_remove])
+    ctx.tab.select(load, [ctx.project], [*inputs, docs, to_remove])
     ingest.click(run_ingest, preview_inputs, [started], api_name="ingest")
     panel.wire(ctx.timer, ctx.project, after_job, [per_file, docs, to_remove])
     reload_docs.click(load, [ctx.project], [*inputs, docs, to_remove], api_name="documents")
+    to_remove.change(lambda p: gr.update(interactive=bool(p)), [to_remove], [remove], queue=False)
     remove.click(do_remove, [ctx.project, to_remove], [removed, docs, to_remove], api_name="remove_document")
     query.submit(do_search, [ctx.project, query, k], [hits], api_name="search")

@@ -11,17 +11,17 @@ import pandas as pd
 
 from ftstudio.dataset import read_dataset
 from ftstudio.errors import FtError
-from ftstudio.jobs import cli_line
+from ftstudio.requests import TrainRequest
 from ftstudio.train.settings import TrainSettings
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
+    command_preview,
     describe,
+    form_request,
     open_project,
-    save_section,
-    settings_args,
     shown_values,
-    start_job,
+    start_request,
     unwrap,
     widgets,
 )
@@ -160,7 +160,8 @@ def build(ctx) -> None:
         resume = gr.Dropdown(label="Resume run", info="Continue a stopped run from its last checkpoint", choices=[])
     with gr.Accordion("Pre-flight: one example as training sees it, and the fit-and-time probe", open=False):
         with gr.Row():
-            example_line = gr.Number(label="Data line", precision=0, value=None, info="Empty: the first example")
+            example_line = gr.Number(label="Data line", precision=0, value=None, minimum=1,
+                                     info="Which example to show", placeholder="empty: the first example")  # fmt: skip
             show_mask = gr.Button("Show trained tokens")
             probe = gr.Button("Probe memory and time")
         mask = gr.HighlightedText(
@@ -193,16 +194,18 @@ def build(ctx) -> None:
     runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)
     comparison = gr.Markdown()
 
-    def _args(project_name, values, resume_id):
-        args = [project_name, *settings_args("train", values, TrainSettings)]
-        if resume_id:
-            args += ["--resume", resume_id]
-        return args
+    def _request(project, values, resume_id, probe_only=False) -> TrainRequest:
+        return form_request(TrainRequest, project, dict(zip(names, values, strict=True)), resume=resume_id or None,
+                            probe_only=probe_only)  # fmt: skip
 
     def show_preview(project_name, resume_id, *values):
         if not project_name:
             return ""
-        return cli_line("train", _args(project_name, dict(zip(names, values, strict=True)), resume_id), root)
+        try:
+            request = _request(open_project(root, project_name), values, resume_id)
+        except FtError as exc:
+            return f"(not valid yet) {exc.message}"
+        return command_preview(registry, project_name, request)
 
     def load(project_name):
         if not project_name:
@@ -223,25 +226,28 @@ def build(ctx) -> None:
 
     def run_train(project_name, resume_id, *values):
         project = open_project(root, project_name)
-        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
-        chosen = {n: getattr(settings, n) for n in names}
-        return start_job(registry, project_name, "train", _args(project_name, chosen, resume_id))
+        try:
+            request = _request(project, values, resume_id)
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
+        return start_request(registry, project_name, request)
 
     def live(project_name, run_id):
         """While training runs, follow the newest run; otherwise leave the plot alone."""
         if not project_name:
-            return gr.update(), gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update()
         try:
             active = registry.active(project_name, "train")
         except FtError:
-            return gr.update(), gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update()
         if active is None:
-            return gr.update(), gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update(interactive=True)
         project = open_project(root, project_name)
         all_runs = _runs(project)
         newest = all_runs[-1].id if all_runs else None
         ids = [r.id for r in reversed(all_runs)]
-        return gr.update(choices=ids, value=newest), plot_update(project, newest), runs_table(project)
+        running = gr.update(interactive=False)
+        return gr.update(choices=ids, value=newest), plot_update(project, newest), runs_table(project), running
 
     def do_mask(project_name, line, *values):
         project = open_project(root, project_name)
@@ -249,7 +255,10 @@ def build(ctx) -> None:
             from ftstudio.train.preview import mask_preview
         except ImportError:
             return None, "The pre-flight needs the training stage (ftstudio.train)."
-        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
+        try:
+            settings = _request(project, values, None).stage_settings(project)
+        except FtError as exc:
+            return None, describe(exc)
         base_model = project.settings().base_model.model
         if not base_model:
             return None, "Choose a base model first (tab 2)."
@@ -265,10 +274,11 @@ def build(ctx) -> None:
 
     def do_probe(project_name, resume_id, *values):
         project = open_project(root, project_name)
-        settings = save_section(project, "train", TrainSettings, dict(zip(names, values, strict=True)))
-        chosen = {n: getattr(settings, n) for n in names}
-        args = [*_args(project_name, chosen, None), "--probe-only"]
-        return start_job(registry, project_name, "train", args)
+        try:
+            request = _request(project, values, None, probe_only=True)
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
+        return start_request(registry, project_name, request)
 
     def probe_view(project_name, job_id):
         result = registry.get(project_name, job_id).result
@@ -295,6 +305,7 @@ def build(ctx) -> None:
     outputs = [*inputs, what, resume, shown_run, runs, plot, comparison]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
+    ctx.tab.select(load, [ctx.project], outputs)
     reload_runs.click(load, [ctx.project], outputs, api_name="train_refresh")
     start.click(run_train, preview_inputs, [started], api_name="train")
 
@@ -304,7 +315,7 @@ def build(ctx) -> None:
         return [*kept, *load(project_name)[len(inputs) :], probe_view(project_name, job_id)]
 
     panel.wire(ctx.timer, ctx.project, after_job, [*outputs, probe_note])
-    ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs], show_progress="hidden")
+    ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs, start], show_progress="hidden")
     shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison])
     show_mask.click(do_mask, [ctx.project, example_line, *inputs], [mask, mask_note], api_name="train_mask")
     probe.click(do_probe, preview_inputs, [started], api_name="train_probe")

@@ -1,0 +1,270 @@
+"""The Python API: one function per pipeline step, each over a project and a request (see ftstudio.requests).
+
+Every function takes the project, a request (or its fields and settings overrides as keyword arguments:
+`train(project, max_steps=20)`), an optional `progress` callback (ftstudio.progress.Event) and an optional `cancel`
+(a threading.Event: set it and the work stops at the next safe point, raising Cancelled or returning a stopped
+result), and returns a frozen result. The CLI commands and the studio's jobs call these same functions. Heavy
+libraries (torch, transformers) are imported inside the steps that need them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ftstudio.errors import Cancelled
+from ftstudio.progress import Event, ProgressFn, report
+from ftstudio.project import Project
+from ftstudio.requests import (
+    ChatRequest,
+    CheckRequest,
+    EvaluateRequest,
+    ExportRequest,
+    GenerateRequest,
+    IngestRequest,
+    Request,
+    SearchRequest,
+    TrainRequest,
+)
+
+if TYPE_CHECKING:
+    from ftstudio.basemodels.checks import CheckResult
+    from ftstudio.export.exporter import ExportResult
+    from ftstudio.knowledge.ingest import IngestReport
+    from ftstudio.knowledge.store import SearchHit
+    from ftstudio.train.runner import TrainResult
+
+R = TypeVar("R", bound=Request)
+
+
+def request_of(kind: type[R], request: R | None, values: dict[str, Any]) -> R:
+    """`request` as given, or built from keyword values: its own fields, and settings of its stage as overrides."""
+    if request is not None:
+        if values:
+            raise TypeError("pass either a request or keyword values, not both")
+        return request
+    own = {k: v for k, v in values.items() if k in kind.model_fields}
+    overrides = {**values.pop("overrides", {}), **{k: v for k, v in values.items() if k not in own}}
+    return kind.build(**own, overrides=overrides)  # type: ignore[return-value]
+
+
+def watched(progress: ProgressFn | None, cancel: threading.Event | None) -> ProgressFn | None:
+    """A progress callback that raises Cancelled once `cancel` is set (the stage stops at its next report)."""
+    if cancel is None:
+        return progress
+
+    def forward(event: Event) -> None:
+        if cancel.is_set():
+            raise Cancelled(f"{event.stage} stopped", hint="what was finished is kept")
+        if progress is not None:
+            progress(event)
+
+    return forward
+
+
+# -- results that the stages return as plain dicts -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    """One generation run: what it wrote, what it dropped and why, and what it cost."""
+
+    run: str
+    status: str  # done, or stopped (then `stop_reason`: cancelled, max_cost, ...)
+    stop_reason: str | None
+    written: int
+    target: int
+    dropped: dict[str, int]
+    requests: int
+    retries: int
+    failures: int
+    tokens: dict[str, int]
+    cost_usd: float
+    seconds: float
+    data: str
+    extra: dict[str, Any] = field(default_factory=dict)  # mode, topic, provider, model
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> GenerateResult:
+        known = {k: summary[k] for k in cls.__dataclass_fields__ if k in summary}
+        return cls(**known, extra={k: v for k, v in summary.items() if k not in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**data.pop("extra"), **data}
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """Base against tuned model on the run's held-out split: eval losses and answers side by side."""
+
+    run: str
+    base_eval_loss: float | None
+    tuned_eval_loss: float | None
+    improved: bool | None
+    answers: tuple[dict[str, Any], ...]
+    report: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, **self.report}
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    run: str
+    answer: str
+    base_answer: str | None = None  # with compare: the base model alone
+    sources: tuple[str, ...] = ()  # with passages: where each passage came from
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- the steps ---------------------------------------------------------------------------------------------------
+
+
+def ingest(
+    project: Project,
+    request: IngestRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> IngestReport:
+    """Load files and folders into the project's knowledge store (see ftstudio.knowledge.ingest)."""
+    from ftstudio.knowledge.ingest import ingest as run
+
+    request = request_of(IngestRequest, request, values)
+    settings = request.apply(project)
+    return run(project, request.paths, settings, watched(progress, cancel))
+
+
+def search(project: Project, request: SearchRequest | None = None, **values: Any) -> tuple[SearchHit, ...]:
+    """The best matching chunks for a query, ranked by BM25 (empty when nothing is ingested yet)."""
+    from ftstudio.knowledge.store import KnowledgeStore
+
+    request = request_of(SearchRequest, request, values)
+    if not project.knowledge_db.exists():
+        return ()
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        return tuple(store.search(request.query, request.k))
+
+
+def check_model(project: Project, request: CheckRequest | None = None, **values: Any) -> CheckResult:
+    """Can the base model (the request's, else the project's) be trained and exported here? Planned with the
+    project's training settings (method, sequence length, batch, rank), so every face gets the same verdict."""
+    from ftstudio.basemodels.checks import check_model as run
+    from ftstudio.errors import BadInput
+
+    request = request_of(CheckRequest, request, values)
+    train = request.apply(project)
+    chosen = project.settings().base_model
+    model = request.model or chosen.model
+    if not model:
+        raise BadInput("model: no base model chosen", hint="name one (a hub id or a local folder)")
+    return run(model, trust_remote_code=chosen.trust_remote_code, seq_len=train.max_seq_length,
+               batch=train.batch_size, method=train.method, lora_rank=train.rank)  # fmt: skip
+
+
+def generate(
+    project: Project,
+    request: GenerateRequest | None = None,
+    *,
+    api_key: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> GenerateResult:
+    """Have the helper model write grounded pairs into data/sft_data.jsonl (resuming an unfinished run first).
+
+    `api_key` (for cloud providers) is used for this call only; the environment's key otherwise.
+    """
+    from ftstudio.synth.generate import generate as run
+
+    request = request_of(GenerateRequest, request, values)
+    settings = request.apply(project)
+    summary = run(project, settings, request.pairs, topic=request.topic, topic_only=request.topic_only,
+                  max_cost=request.max_cost, api_key=api_key, fresh=request.fresh, progress=progress,
+                  cancel=cancel)  # fmt: skip
+    return GenerateResult.from_summary(summary)
+
+
+def train(
+    project: Project,
+    request: TrainRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> TrainResult:
+    """Train a LoRA/QLoRA adapter on the project's data into runs/<run-id>/ (see ftstudio.train.runner)."""
+    from ftstudio.train.runner import train as run
+
+    request = request_of(TrainRequest, request, values)
+    settings = request.apply(project)
+    return run(project, settings, resume=request.resume, progress=progress, cancel=cancel,
+               probe_only=request.probe_only, base_model=request.base_model)  # fmt: skip
+
+
+def evaluate(project: Project, request: EvaluateRequest | None = None, **values: Any) -> EvaluateResult:
+    """The run's base-versus-tuned comparison on its held-out split (written when the run completed)."""
+    from ftstudio.errors import NotFound
+    from ftstudio.train.chat import pick_run
+
+    request = request_of(EvaluateRequest, request, values)
+    run = pick_run(project, request.run)
+    found = run.eval_report()
+    if not found:
+        raise NotFound(f"run {run.id} has no evaluation (eval.json)", hint="it is written when a run completes")
+    return EvaluateResult(run.id, found.get("base_eval_loss"), found.get("tuned_eval_loss"), found.get("improved"),
+                          tuple(found.get("answers", [])), found)  # fmt: skip
+
+
+def export(
+    project: Project,
+    request: ExportRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> ExportResult:
+    """Export a run as an adapter, a merged model or a GGUF with its Modelfile (see ftstudio.export.exporter)."""
+    from ftstudio.export.exporter import export as run
+
+    request = request_of(ExportRequest, request, values)
+    settings = request.apply(project)
+    return run(project, run_id=request.run, to_ollama=request.to_ollama, settings=settings,
+               progress=watched(progress, cancel))  # fmt: skip
+
+
+def chat(
+    project: Project,
+    request: ChatRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> ChatResult:
+    """Ask the tuned model (a run's adapter on its base model); each piece of the answer is reported as a
+    "chat" event (the base model's, with compare, as "chat-base") as it is written."""
+    from ftstudio.train.chat import load_chat, with_passages
+
+    request = request_of(ChatRequest, request, values)
+    model = load_chat(project, request.run)
+    prompt, sources = with_passages(project, request.prompt, request.passages)
+    progress = watched(progress, cancel)
+
+    def answer(stage: str) -> str:
+        pieces = []
+        for piece in model.stream(prompt, max_new_tokens=request.max_new_tokens):
+            pieces.append(piece)
+            report(progress, stage, len(pieces), None, piece)
+        return "".join(pieces).strip()
+
+    tuned = answer("chat")
+    base = None
+    if request.compare:
+        with model.model.disable_adapter():
+            base = answer("chat-base")
+    return ChatResult(model.run.id, tuned, base, tuple(sources))

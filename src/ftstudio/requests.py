@@ -1,0 +1,274 @@
+"""Requests: what one run of a stage should do, as every face asks for it (Python API, CLI, studio, jobs).
+
+A request holds this run's own options (pairs, topic, resume, ...) and `overrides` of the stage's settings
+(the `[train]`, `[synth]`, ... table of project.toml). One rule for every command and face: an override applies
+to this run only; with `save=True` (`--save` on the command line) it is also written to project.toml, after the
+request was checked. `resolve(project)` checks everything before any work or job starts and raises one BadInput
+naming every field that is wrong (`pairs: must be at least 1`, `model: no helper model chosen`).
+
+The job runner turns a request into the argv of our own CLI (`options()`, `positionals()`), so no face builds
+command lines and the core never reads the CLI's definition: tests check that the CLI parses each argv back into
+the same request.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ftstudio.errors import BadInput
+from ftstudio.export.settings import ExportSettings
+from ftstudio.knowledge.settings import KnowledgeSettings
+from ftstudio.settings import settings_errors
+from ftstudio.synth.settings import SynthSettings
+from ftstudio.train.settings import TrainSettings
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE` of `--set` as (key, value): a JSON list/object or `null` is read as JSON, the rest as text that
+    the settings model converts ("4" → 4, "true" → True)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise BadInput(f"--set {item!r} is not KEY=VALUE", hint="e.g. --set dropout=0.1")
+    raw = raw.strip()
+    if raw == "null" or raw[:1] in "[{":
+        try:
+            return key.strip(), json.loads(raw)
+        except ValueError as exc:
+            raise BadInput(f"--set {item!r}: {exc}", hint="write lists as JSON, e.g. [\"q_proj\"]") from exc
+    return key.strip(), raw
+
+
+def _set_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class Request(BaseModel):
+    """Base of every request: `overrides` of the stage's settings and the one save rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: ClassVar[str]
+    section: ClassVar[str | None] = None  # the project.toml table `overrides` belong to
+    settings_model: ClassVar[type[BaseModel] | None] = None
+    flags: ClassVar[dict[str, str]] = {}  # overrides with a CLI flag of their own; the rest go as --set KEY=VALUE
+    positional: ClassVar[tuple[str, ...]] = ()  # fields passed after `--`, in order
+
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Settings for this run only.")
+    save: bool = Field(False, description="Also store the overrides in project.toml.")
+
+    @field_validator("overrides")
+    @classmethod
+    def _known(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        fields = cls.settings_model.model_fields if cls.settings_model else {}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        return {k: v for k, v in overrides.items() if v is not None or cls._nullable(k)}
+
+    @classmethod
+    def _nullable(cls, name: str) -> bool:
+        info = cls.settings_model.model_fields[name]  # type: ignore[union-attr]
+        return info.default is None
+
+    @classmethod
+    def build(cls, **values: Any) -> Request:
+        """The request from plain values; BadInput naming every field that is wrong."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise BadInput(settings_errors(exc, cls.command), hint="nothing was started; correct the values") from exc
+
+    # -- checking -----------------------------------------------------------------------------------------------
+
+    def stage_settings(self, project) -> Any:
+        """The project's settings for this stage with the overrides applied, validated (BadInput if not)."""
+        if self.settings_model is None:
+            return None
+        current = getattr(project.settings(), self.section).model_dump()  # type: ignore[arg-type]
+        try:
+            return self.settings_model.model_validate({**current, **self.overrides})
+        except ValidationError as exc:
+            raise BadInput(
+                settings_errors(exc, self.command), hint="nothing was started or saved; correct the values"
+            ) from exc
+
+    def resolve(self, project) -> Any:
+        """Check the request against the project (before any work) and return the stage settings to run with."""
+        settings = self.stage_settings(project)
+        problems = self.problems(project, settings)
+        if problems:
+            raise BadInput("\n".join(problems), hint="nothing was started or saved; correct the values")
+        return settings
+
+    def problems(self, project, settings: Any) -> list[str]:
+        """What else makes this request unable to run: `field: what is wrong and what to do`, one per line."""
+        return []
+
+    def apply(self, project) -> Any:
+        """`resolve`, then store the overrides when `save` is set; returns the stage settings to run with."""
+        settings = self.resolve(project)
+        if self.save and self.overrides and self.section:
+            project.update_settings(self.section, **self.overrides)
+        return settings
+
+    # -- as a command line --------------------------------------------------------------------------------------
+
+    def positionals(self) -> list[str]:
+        found: list[str] = []
+        for name in self.positional:
+            value = getattr(self, name)
+            found += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        return found
+
+    def options(self) -> list[str]:
+        """This request's options for `ftstudio COMMAND`, each as one `--flag=value` (or a bare `--flag`) word, so
+        that no value can be read as another option."""
+        args: list[str] = []
+        own = set(type(self).model_fields) - {"overrides", "save", *self.positional}
+        for name in type(self).model_fields:
+            if name not in own:
+                continue
+            value = getattr(self, name)
+            default = type(self).model_fields[name].default
+            if value == default:
+                continue
+            if isinstance(value, bool):
+                args.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
+            else:
+                args.append(f"{_flag(name)}={value}")
+        for name, value in self.overrides.items():
+            flag = self.flags.get(name)
+            if flag is not None and isinstance(value, bool):
+                args.append(flag if value else "--no-" + flag[2:])
+            elif flag is not None and value is not None:
+                args.append(f"{flag}={value}")
+            else:
+                args.append(f"--set={name}={_set_value(value)}")
+        if self.save:
+            args.append("--save")
+        return args
+
+
+class IngestRequest(Request):
+    command: ClassVar[str] = "ingest"
+    section: ClassVar[str | None] = "knowledge"
+    settings_model: ClassVar[type[BaseModel] | None] = KnowledgeSettings
+    flags: ClassVar[dict[str, str]] = {"chunk_tokens": "--chunk-tokens", "overlap": "--overlap"}
+    positional: ClassVar[tuple[str, ...]] = ("paths",)
+
+    paths: list[Path] = Field(..., min_length=1, description="Files or folders (recursive) to ingest.")
+
+
+class SearchRequest(Request):
+    command: ClassVar[str] = "search"
+    positional: ClassVar[tuple[str, ...]] = ("query",)
+
+    query: str = Field(..., min_length=1, description="Any text; words are matched, ranked by BM25.")
+    k: int = Field(5, ge=1, le=100, description="How many results.")
+
+
+class CheckRequest(Request):
+    """Can a base model be trained here? Planned with the project's training settings (or these overrides)."""
+
+    command: ClassVar[str] = "models check"
+    section: ClassVar[str | None] = "train"
+    settings_model: ClassVar[type[BaseModel] | None] = TrainSettings
+
+    model: str | None = Field(None, description="Hub id or local folder; default: the project's base model.")
+
+
+class GenerateRequest(Request):
+    command: ClassVar[str] = "generate"
+    section: ClassVar[str | None] = "synth"
+    settings_model: ClassVar[type[BaseModel] | None] = SynthSettings
+    flags: ClassVar[dict[str, str]] = {
+        "provider": "--provider", "model": "--model", "base_url": "--base-url", "concurrency": "--concurrency",
+        "pairs_per_chunk": "--per-chunk", "judge": "--judge",
+    }  # fmt: skip
+
+    pairs: int | None = Field(
+        None, ge=1, description="Pairs the run writes in all; empty: 100 (or an unfinished run's own number)."
+    )
+    topic: str | None = Field(None, description="Narrow to chunks matching this; with no documents: topic only.")
+    topic_only: bool = Field(False, description="Ignore the documents; write from the topic alone.")
+    max_cost: float | None = Field(None, gt=0, description="Stop before spending more USD; empty: no limit.")
+    fresh: bool = Field(False, description="Close an unfinished run instead of resuming it.")
+
+    def problems(self, project, settings: SynthSettings) -> list[str]:
+        found = []
+        if not settings.model:
+            found.append("model: no helper model chosen; choose one the provider lists (command line: "
+                         "`ftstudio helpers`, then --model NAME; studio: Refresh list, then Helper model)")  # fmt: skip
+        if self.topic_only and not (self.topic or "").strip():
+            found.append("topic: topic_only needs a topic to write from")
+        return found
+
+
+class TrainRequest(Request):
+    command: ClassVar[str] = "train"
+    section: ClassVar[str | None] = "train"
+    settings_model: ClassVar[type[BaseModel] | None] = TrainSettings
+    flags: ClassVar[dict[str, str]] = {
+        n: _flag(n) for n in ("method", "backend", "epochs", "max_steps", "learning_rate", "batch_size",
+                              "max_seq_length", "rank", "seed", "save_every")
+    }  # fmt: skip
+
+    base_model: str | None = Field(None, description="Hub id or local folder; default: the project's base model.")
+    resume: str | None = Field(None, description="Continue this run from its last checkpoint.")
+    probe_only: bool = Field(False, description="Measure memory and time per step, predict the total, stop.")
+
+    def problems(self, project, settings: TrainSettings) -> list[str]:
+        if not (self.base_model or self.resume or project.settings().base_model.model):
+            return ["base_model: no base model chosen; pick one in the Base model tab or pass --base-model"]
+        return []
+
+    def apply(self, project) -> TrainSettings:
+        settings = super().apply(project)
+        if self.save and self.base_model:
+            project.update_settings("base_model", model=self.base_model)
+        return settings
+
+
+class EvaluateRequest(Request):
+    command: ClassVar[str] = "eval"
+
+    run: str | None = Field(None, description="Run id; default: the newest completed run.")
+
+
+class ExportRequest(Request):
+    command: ClassVar[str] = "export"
+    section: ClassVar[str | None] = "export"
+    settings_model: ClassVar[type[BaseModel] | None] = ExportSettings
+    flags: ClassVar[dict[str, str]] = {"format": "--format", "quant": "--quant", "verify": "--verify"}
+
+    run: str | None = Field(None, description="Run id; default: the newest completed run.")
+    to_ollama: str | None = Field(None, description="Install the GGUF into Ollama as NAME[:TAG] ($OLLAMA_HOST).")
+
+
+class ChatRequest(Request):
+    command: ClassVar[str] = "chat"
+    positional: ClassVar[tuple[str, ...]] = ("prompt",)
+
+    prompt: str = Field(..., min_length=1, description="What to ask the tuned model.")
+    run: str | None = Field(None, description="Run id; default: the newest completed run.")
+    passages: int = Field(0, ge=0, le=20, description="Chunks from the knowledge store put before the question.")
+    compare: bool = Field(False, description="Also answer with the base model alone, for comparison.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Longest answer in tokens; empty: the run's setting.")
+
+
+# The commands that may run as background jobs, by name.
+JOB_REQUESTS: dict[str, type[Request]] = {
+    r.command: r for r in (IngestRequest, GenerateRequest, TrainRequest, ExportRequest)
+}

@@ -65,7 +65,7 @@ class TextConsole(Console):
 
 
 out = TextConsole(highlight=False, soft_wrap=True, emoji=False)
-err = TextConsole(stderr=True, highlight=False, emoji=False)
+err = TextConsole(stderr=True, highlight=False, emoji=False, soft_wrap=True)  # a long path stays one line
 
 
 def emit(data: Any, json_mode: bool, human: Callable[[], None] | None = None) -> None:

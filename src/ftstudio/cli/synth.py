@@ -70,9 +70,13 @@ def generate(
     """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
 
     --provider, --model, --base-url, --concurrency, --per-chunk and --judge are saved in project.toml for the next
-    run; API keys come from the environment (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
+    run once this one got going (a refused run saves nothing); API keys come from the environment
+    (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
     """
-    from ftstudio.project import Project
+    from pydantic import ValidationError
+
+    from ftstudio.errors import BadInput
+    from ftstudio.project import Project, settings_errors
     from ftstudio.synth.generate import generate as run_generate
 
     project = Project.open(name, root)
@@ -81,14 +85,22 @@ def generate(
         "pairs_per_chunk": pairs_per_chunk, "judge": judge,
     }  # fmt: skip
     given = {k: v for k, v in changes.items() if v is not None}
-    settings = project.update_settings("synth", **given).synth if given else project.settings().synth
+    current = project.settings()
+    try:  # validated now, saved once the helper answered (on_ready): a refused run (exit 2 or 3) changes nothing
+        settings = SynthSettings.model_validate({**current.synth.model_dump(), **given})
+    except ValidationError as exc:
+        raise BadInput(settings_errors(exc, "options"), hint="nothing was saved; correct the values") from exc
+
+    def save() -> None:
+        project.update_settings("synth", **given)
+
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # finish in-flight writes, then stop
     try:
         with progress_bar("generating") as bar:
             summary = run_generate(
                 project, settings, pairs, topic=topic, topic_only=topic_only, max_cost=max_cost,
-                progress=bar, cancel=cancel,
+                progress=bar, cancel=cancel, on_ready=save if given else None,
             )  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
 
 def train(
     name: Annotated[str, typer.Argument(help="Project name.")],
-    base_model: Annotated[str | None, typer.Option(help="Hub id or local folder; saved in project.toml.")] = None,
+    base_model: Annotated[
+        str | None, typer.Option(help="Hub id or local folder; saved in project.toml once the checks pass.")
+    ] = None,
     method: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "method"))] = None,
     backend: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "backend"))] = None,
     epochs: Annotated[float | None, typer.Option(help=setting_help(TrainSettings, "epochs"))] = None,
@@ -42,18 +44,23 @@ def train(
     json: JsonOpt = False,
 ) -> None:
     """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops)."""
+    from pydantic import ValidationError
+
+    from ftstudio.errors import BadInput
+    from ftstudio.project import settings_errors
     from ftstudio.train.runner import train as run_training
 
     project = Project.open(name, root)
-    if base_model:
-        project.update_settings("base_model", model=base_model)
     overrides = {k: v for k, v in locals().items() if k in _SETTING_OPTIONS and v is not None}
-    settings = TrainSettings.model_validate({**project.settings().train.model_dump(), **overrides})
+    try:
+        settings = TrainSettings.model_validate({**project.settings().train.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise BadInput(settings_errors(exc, "options"), hint="nothing was saved; correct the values") from exc
     cancel = threading.Event()
     _stop_on_ctrl_c(cancel)
     with progress_bar("training") as bar:
         result = run_training(project, settings, resume=resume, progress=_with_log(bar), cancel=cancel,
-                              probe_only=probe_only)  # fmt: skip
+                              probe_only=probe_only, base_model=base_model)  # fmt: skip
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch, the first process speaks for all
     emit(result.to_dict(), json, lambda: _print_result(result, name))

@@ -64,7 +64,8 @@ def guarded(tmp_path_factory):
 def test_the_studio_requires_the_login(guarded):
     port = guarded
     status, _, _ = request(port, "GET", "/config")
-    assert status == 401  # the page's config (and so every API) needs the login
+    assert status == 401  # the page's config needs the login
+    assert request(port, "GET", "/gradio_api/info")[0] == 401  # and so does the API
     status, _, _ = request(port, "POST", "/login", body={"username": "alice", "password": "wrong"})
     assert status in (400, 401)
     status, headers, _ = request(port, "POST", "/login", body={"username": "alice", "password": "s3cret:with-colon"})

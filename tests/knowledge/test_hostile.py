@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -73,9 +74,15 @@ def test_fifo_in_a_folder_fails_by_name_at_once_and_the_rest_is_kept(workspace, 
     folder.mkdir()
     (folder / "bees.md").write_text(GOOD)
     os.mkfifo(folder / "fifo.txt")  # no writer: a blocking open would wait forever
-    code, report, stderr, _ = ingest_cli(workspace, folder, timeout=60)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "sock.md"))
+    try:
+        code, report, stderr, _ = ingest_cli(workspace, folder, timeout=60)
+    finally:
+        server.close()
     assert code == 1, stderr
     docs = by_name(report)
+    assert docs["sock.md"]["status"] == "failed" and "a socket, not a regular file" in docs["sock.md"]["error"]
     assert docs["fifo.txt"]["status"] == "failed" and "named pipe" in docs["fifo.txt"]["error"]
     assert str(folder / "fifo.txt") in docs["fifo.txt"]["error"]
     assert docs["bees.md"]["status"] == "added"
@@ -261,3 +268,17 @@ def test_paths_with_markup_and_escapes_are_shown_literally(cli, workspace, proje
     assert f"failed: {folder}/[/]broken.pdf: " in result.stderr
     docs = cli("docs", "p")
     assert "\\x1b[31mred[bold].md" in docs.stdout and "\x1b" not in docs.stdout
+
+
+def test_progress_bar_on_a_terminal_shows_names_as_text(monkeypatch):
+    """On a terminal, the progress bar's detail (the file being read) was read as markup too: a MarkupError."""
+    import io
+
+    from ftstudio.cli import common
+    from ftstudio.progress import Event
+
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "err", common.TextConsole(file=screen, force_terminal=True, width=200))
+    with common.progress_bar("Ingesting") as update:
+        update(Event("ingest", 0, 2, "bees[/bold]\x1b[2J.md"))
+    assert "bees[/bold]\\x1b[2J.md" in screen.getvalue()

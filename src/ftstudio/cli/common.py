@@ -94,13 +94,13 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),  # a file name, shown as text
     ]
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(description, total=None, detail="")
 
         def update(event: Event) -> None:
-            bar.update(task, completed=event.done, total=event.total, detail=event.message)
+            bar.update(task, completed=event.done, total=event.total, detail=visible(event.message))
 
         yield update
 

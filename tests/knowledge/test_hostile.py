@@ -282,3 +282,19 @@ def test_progress_bar_on_a_terminal_shows_names_as_text(monkeypatch):
     with common.progress_bar("Ingesting") as update:
         update(Event("ingest", 0, 2, "bees[/bold]\x1b[2J.md"))
     assert "bees[/bold]\\x1b[2J.md" in screen.getvalue()
+
+
+def test_compression_ratio_stops_a_small_bomb_under_the_cap(workspace, project, tmp_path):
+    src = make_epub(tmp_path / "book.epub", [("a.xhtml", "<h1>Bees</h1><p>Bees make honey.</p>")])
+    bomb = tmp_path / "zeros.epub"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        with zout.open("META-INF/encryption.xml", "w") as f:
+            for _ in range(64):
+                f.write(bytes(MB))  # 64 MB of zeros: about 1000 to 1, far under the 512 MB cap
+    code, report, stderr, peak_mb = ingest_cli(workspace, bomb)
+    assert code == 1, stderr
+    (failed,) = report["documents"]
+    assert "META-INF/encryption.xml unpacks to more than 100 times its compressed size" in failed["error"]
+    assert "max_unpack_ratio" in failed["hint"] and peak_mb < 300

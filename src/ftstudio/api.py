@@ -136,8 +136,9 @@ def ingest(
     from ftstudio.knowledge.ingest import ingest as run
 
     request = request_of(IngestRequest, request, values)
-    settings = request.apply(project)
-    return run(project, request.paths, settings, watched(progress, cancel))
+    report = run(project, request.paths, request.resolve(project), watched(progress, cancel))
+    request.store(project)
+    return report
 
 
 def search(project: Project, request: SearchRequest | None = None, **values: Any) -> tuple[SearchHit, ...]:
@@ -158,7 +159,7 @@ def check_model(project: Project, request: CheckRequest | None = None, **values:
     from ftstudio.errors import BadInput
 
     request = request_of(CheckRequest, request, values)
-    train = request.apply(project)
+    train = request.resolve(project)
     chosen = project.settings().base_model
     model = request.model or chosen.model
     if not model:
@@ -183,10 +184,9 @@ def generate(
     from ftstudio.synth.generate import generate as run
 
     request = request_of(GenerateRequest, request, values)
-    settings = request.apply(project)
-    summary = run(project, settings, request.pairs, topic=request.topic, topic_only=request.topic_only,
-                  max_cost=request.max_cost, api_key=api_key, fresh=request.fresh, progress=progress,
-                  cancel=cancel)  # fmt: skip
+    summary = run(project, request.resolve(project), request.pairs, topic=request.topic,
+                  topic_only=request.topic_only, max_cost=request.max_cost, api_key=api_key, fresh=request.fresh,
+                  progress=progress, cancel=cancel, on_ready=lambda: request.store(project))  # fmt: skip
     return GenerateResult.from_summary(summary)
 
 
@@ -202,9 +202,9 @@ def train(
     from ftstudio.train.runner import train as run
 
     request = request_of(TrainRequest, request, values)
-    settings = request.apply(project)
-    return run(project, settings, resume=request.resume, progress=progress, cancel=cancel,
-               probe_only=request.probe_only, base_model=request.base_model)  # fmt: skip
+    return run(project, request.resolve(project), resume=request.resume, progress=progress, cancel=cancel,
+               probe_only=request.probe_only, base_model=request.base_model,
+               on_ready=lambda model: request.store(project, model))  # fmt: skip
 
 
 def evaluate(project: Project, request: EvaluateRequest | None = None, **values: Any) -> EvaluateResult:
@@ -233,9 +233,10 @@ def export(
     from ftstudio.export.exporter import export as run
 
     request = request_of(ExportRequest, request, values)
-    settings = request.apply(project)
-    return run(project, run_id=request.run, to_ollama=request.to_ollama, settings=settings,
-               progress=watched(progress, cancel))  # fmt: skip
+    result = run(project, run_id=request.run, to_ollama=request.to_ollama, settings=request.resolve(project),
+                 progress=watched(progress, cancel))  # fmt: skip
+    request.store(project)
+    return result
 
 
 def chat(

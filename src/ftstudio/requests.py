@@ -116,12 +116,11 @@ class Request(BaseModel):
         """What else makes this request unable to run: `field: what is wrong and what to do`, one per line."""
         return []
 
-    def apply(self, project) -> Any:
-        """`resolve`, then store the overrides when `save` is set; returns the stage settings to run with."""
-        settings = self.resolve(project)
+    def store(self, project) -> None:
+        """With `save`, write the overrides into project.toml. The steps call it once their own checks passed (the
+        helper answered, the base model passed), so a refused run changes nothing."""
         if self.save and self.overrides and self.section:
             project.update_settings(self.section, **self.overrides)
-        return settings
 
     # -- as a command line --------------------------------------------------------------------------------------
 
@@ -234,11 +233,11 @@ class TrainRequest(Request):
             return ["base_model: no base model chosen; pick one in the Base model tab or pass --base-model"]
         return []
 
-    def apply(self, project) -> TrainSettings:
-        settings = super().apply(project)
-        if self.save and self.base_model:
-            project.update_settings("base_model", model=self.base_model)
-        return settings
+    def store(self, project, base_model: str | None = None) -> None:
+        """As `Request.store`, and the base model of this run (as the trainer resolved it) with it."""
+        super().store(project)
+        if self.save and self.base_model and base_model:
+            project.update_settings("base_model", model=base_model)
 
 
 class EvaluateRequest(Request):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -73,9 +74,15 @@ def test_fifo_in_a_folder_fails_by_name_at_once_and_the_rest_is_kept(workspace, 
     folder.mkdir()
     (folder / "bees.md").write_text(GOOD)
     os.mkfifo(folder / "fifo.txt")  # no writer: a blocking open would wait forever
-    code, report, stderr, _ = ingest_cli(workspace, folder, timeout=60)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "sock.md"))
+    try:
+        code, report, stderr, _ = ingest_cli(workspace, folder, timeout=60)
+    finally:
+        server.close()
     assert code == 1, stderr
     docs = by_name(report)
+    assert docs["sock.md"]["status"] == "failed" and "a socket, not a regular file" in docs["sock.md"]["error"]
     assert docs["fifo.txt"]["status"] == "failed" and "named pipe" in docs["fifo.txt"]["error"]
     assert str(folder / "fifo.txt") in docs["fifo.txt"]["error"]
     assert docs["bees.md"]["status"] == "added"
@@ -261,3 +268,33 @@ def test_paths_with_markup_and_escapes_are_shown_literally(cli, workspace, proje
     assert f"failed: {folder}/[/]broken.pdf: " in result.stderr
     docs = cli("docs", "p")
     assert "\\x1b[31mred[bold].md" in docs.stdout and "\x1b" not in docs.stdout
+
+
+def test_progress_bar_on_a_terminal_shows_names_as_text(monkeypatch):
+    """On a terminal, the progress bar's detail (the file being read) was read as markup too: a MarkupError."""
+    import io
+
+    from ftstudio.cli import common
+    from ftstudio.progress import Event
+
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "err", common.TextConsole(file=screen, force_terminal=True, width=200))
+    with common.progress_bar("Ingesting") as update:
+        update(Event("ingest", 0, 2, "bees[/bold]\x1b[2J.md"))
+    assert "bees[/bold]\\x1b[2J.md" in screen.getvalue()
+
+
+def test_compression_ratio_stops_a_small_bomb_under_the_cap(workspace, project, tmp_path):
+    src = make_epub(tmp_path / "book.epub", [("a.xhtml", "<h1>Bees</h1><p>Bees make honey.</p>")])
+    bomb = tmp_path / "zeros.epub"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        with zout.open("META-INF/encryption.xml", "w") as f:
+            for _ in range(64):
+                f.write(bytes(MB))  # 64 MB of zeros: about 1000 to 1, far under the 512 MB cap
+    code, report, stderr, peak_mb = ingest_cli(workspace, bomb)
+    assert code == 1, stderr
+    (failed,) = report["documents"]
+    assert "META-INF/encryption.xml unpacks to more than 100 times its compressed size" in failed["error"]
+    assert "max_unpack_ratio" in failed["hint"] and peak_mb < 300

@@ -77,7 +77,7 @@ class TextConsole(Console):
 
 
 out = TextConsole(highlight=False, soft_wrap=True, emoji=False)
-err = TextConsole(stderr=True, highlight=False, emoji=False)
+err = TextConsole(stderr=True, highlight=False, emoji=False, soft_wrap=True)  # a long path stays one line
 
 
 def emit(data: Any, json_mode: bool, human: Callable[[], None] | None = None) -> None:
@@ -106,13 +106,13 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),  # a file name, shown as text
     ]
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(description, total=None, detail="")
 
         def update(event: Event) -> None:
-            bar.update(task, completed=event.done, total=event.total, detail=event.message)
+            bar.update(task, completed=event.done, total=event.total, detail=visible(event.message))
 
         yield update
 

@@ -81,7 +81,8 @@ def docs(
 
     project = Project.open(name, root)
     with KnowledgeStore.open(project.knowledge_db) as store:
-        removed = [store.remove_document(p).to_dict() for p in remove or []]
+        with store.batch():  # all or nothing: one name that is not there removes none
+            removed = [store.remove_document(p).to_dict() for p in remove or []]
         documents = [d.to_dict() for d in store.documents()]
 
     def human() -> None:

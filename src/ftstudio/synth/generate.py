@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -437,8 +438,12 @@ def generate(
     provider: Provider | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Generate pairs into `project.sft_data` until the run has `pairs` (resuming an unfinished run first).
+
+    `on_ready` is called once the checks have passed (the helper answered), before the first pair is asked for:
+    the CLI saves the run's settings there, so a refused run saves nothing and a killed one can be resumed.
 
     Returns the run's summary (`written`, `dropped` by reason, `requests`, `retries`, `tokens`, `cost_usd`,
     `status`, `stop_reason`). Raises BadInput (no model, nothing to ground on and no topic), Unavailable (server,
@@ -482,6 +487,8 @@ def generate(
                 try:
                     if run.written < run.target:
                         gen.price_bound = await _preflight(helper, settings)
+                        if on_ready is not None:
+                            on_ready()
                         await gen.run_loop()
                 finally:
                     if provider is None:

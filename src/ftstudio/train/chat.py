@@ -77,6 +77,13 @@ def pick_run(project: Project, run_id: str | None) -> Run:
             f"run {run.id} has no final adapter (status {run.status})",
             hint=f"resume it with `ftstudio train {project.name} --resume {run.id}`, or pick a completed run",
         )
+    if not (run.adapter_dir / "adapter_model.safetensors").is_file():
+        pickles = sorted(p.name for p in run.adapter_dir.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl"})
+        found = f" (only {', '.join(pickles)}: pickle files, which ftstudio never loads)" if pickles else ""
+        raise BadInput(
+            f"run {run.id}: {run.adapter_dir} has no adapter_model.safetensors{found}",
+            hint="save the adapter as safetensors (PEFT: save_pretrained(..., safe_serialization=True)), or retrain",
+        )
     return run
 
 

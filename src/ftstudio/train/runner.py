@@ -14,6 +14,7 @@ import resource
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,7 @@ class _Diverged(Exception):
 
 
 def resolve_base_model(project: Project, run: Run | None = None, chosen: str | None = None) -> str:
-    """The base model to train: the run's when resuming, else `chosen` (this run's), else the project's; BadInput
-    when none is set."""
+    """The base model to train: the run's when resuming, else `chosen` or the project's; BadInput when none is set."""
     chosen = chosen or project.settings().base_model.model
     if run is not None:
         if chosen and chosen != run.info.get("base_model"):
@@ -89,8 +89,13 @@ def train(
     cancel: threading.Event | None = None,
     probe_only: bool = False,
     base_model: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a LoRA/QLoRA adapter on the project's data; see the module docstring and docs/train.md.
+
+    `base_model` replaces the project's for this run. `on_ready(model)` is called once every check has passed,
+    before the model loads, with the base model as the project should store it (a folder as its absolute path):
+    the faces save the run's settings there when asked to (`--save`), so a refused run changes nothing.
 
     Raises BadInput (no data, bad lines, pre-flight refusal, a run to resume that is missing or of another base
     model, a loss that became NaN/inf), Unavailable (QLoRA or Unsloth without CUDA).
@@ -100,15 +105,17 @@ def train(
         if run.status == "completed":
             raise BadInput(f"run {run.id} is already completed", hint="start a new run with `ftstudio train NAME`")
         settings = TrainSettings.model_validate(run.info["settings"])
-    base_model = resolve_base_model(project, run, base_model)
+    new_base = base_model
+    base_model = resolve_base_model(project, run, new_base)
     trust = project.settings().base_model.trust_remote_code
     examples = _read_examples(project)
     # The base-model checks again, with this run's method and sizes: a model that cannot train here fails now,
     # not after minutes of loading.
-    check_model(
+    checked = check_model(
         base_model, trust_remote_code=trust, seq_len=settings.max_seq_length, batch=settings.batch_size,
         method=settings.method, lora_rank=settings.rank,
-    ).raise_for_error("cannot train")  # fmt: skip
+    )  # fmt: skip
+    checked.raise_for_error("cannot train")
     import torch  # after the cheap checks, so bad input is refused fast
 
     rank, world = _init_distributed()
@@ -123,6 +130,10 @@ def train(
             "QLoRA (a 4-bit NF4 base) needs a CUDA GPU and none is visible",
             hint="use --method lora (runs on the CPU, slowly), or a machine with an NVIDIA GPU",
         )
+    if new_base:  # a folder as its absolute path, as the project stores it
+        base_model = str(checked.info["folder"]) if checked.info.get("source") == "folder" else new_base
+    if on_ready is not None and main:
+        on_ready(base_model)
     report(progress, "load", message=f"loading {base_model} ({choice.backend})")
     torch.manual_seed(settings.seed)
     model, tokenizer, device = backends.load(base_model, settings, choice.backend, trust_remote_code=trust)

@@ -43,9 +43,9 @@ class Studio:
         raise AssertionError(f"{command} job did not end in {timeout} s: {self.jobs.latest(project, command)}")
 
 
-def launch_studio(root: Path, *extra: str) -> Studio:
+def launch_studio(root: Path, *extra: str, env: dict[str, str] | None = None) -> Studio:
     port = free_port()
-    env = {**os.environ, "NO_COLOR": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "NO_COLOR": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = (root / "ui.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ftstudio", "ui", "--root", str(root), "--port", str(port), *extra],
@@ -90,3 +90,21 @@ def client(studio):
     from gradio_client import Client
 
     return Client(studio.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def helper():
+    """The test's Ollama protocol server, listing one helper model."""
+    from protocol_servers import OllamaServer
+
+    with OllamaServer(models=["llama3:8b"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def example_studio(tmp_path_factory, helper):
+    """`ftstudio ui --example` on a fresh workspace, its Ollama at the helper server (through OLLAMA_HOST)."""
+    root = tmp_path_factory.mktemp("example-studio")
+    running = launch_studio(root, "--example", env={"OLLAMA_HOST": helper.url})
+    yield running
+    stop_studio(running)

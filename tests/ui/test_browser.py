@@ -108,11 +108,11 @@ def test_generate_with_a_local_helper_server(page, browser_studio):
         page.locator("#helper-base-url").get_by_role("textbox").fill(server.url)
         page.get_by_role("button", name="Refresh list").click()
         expect(page.locator("#helper-list-note")).to_contain_text("1 models from ollama")
-        pairs = page.locator("#generate-pairs").get_by_role("spinbutton")
+        pairs = page.locator("#generate-pairs input, #generate-pairs textarea").first
         pairs.fill("6")
         pairs.press("Tab")
         expect(page.locator("#generate-preview textarea, #generate-preview input").first).to_have_value(
-            re.compile(r"--pairs 6\b")
+            re.compile(r"--pairs=6\b")
         )
         page.get_by_role("button", name="Generate", exact=True).click()
         expect(page.locator("#generate-status")).to_contain_text("done", timeout=180_000)
@@ -128,7 +128,7 @@ def test_train_a_few_steps_and_see_the_loss_plot_update(page, browser_studio):
         box.fill(value)
         box.press("Tab")
     expect(page.locator("#train-preview textarea, #train-preview input").first).to_have_value(
-        re.compile(r"--max-steps 4\b")
+        re.compile(r"--max-steps=4\b")
     )
     page.get_by_role("button", name="Start training").click()
     # The plot follows the run while it trains: its dropdown names the run and the chart draws the points.

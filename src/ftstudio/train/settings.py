@@ -32,7 +32,9 @@ class TrainSettings(BaseModel):
     )
     warmup_ratio: float = Field(0.03, ge=0, le=1, description="Share of the steps spent warming the rate up.")
     epochs: float = Field(3.0, gt=0, description="Passes over the training split (ignored when max_steps is set).")
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (overrides epochs); empty: run the epochs."
+    )
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch (per device).")
     grad_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")

@@ -98,19 +98,29 @@ def widget(model: type[BaseModel], name: str, value: Any, **extra: Any) -> gr.co
         return gr.Dropdown(choices=list(TRISTATE), value=_tristate_label(value), **common)
     if annotation is bool:
         return gr.Checkbox(value=bool(value), **common)
+    if annotation in (int, float) and optional:
+        # A number box cannot be empty (Gradio shows None as 0), and empty is a real answer here: the default the
+        # description names, which the box says.
+        return gr.Textbox(value="" if value is None else str(value), placeholder=empty_text(field), **common)
     if annotation in (int, float):
         numeric: dict[str, Any] = {"precision": 0, "step": 1} if annotation is int else {}
-        if optional:  # empty means the default the description names: say so in the box itself
-            numeric["placeholder"] = empty_text(field)
         return gr.Number(value=value, **numeric, **_bounds(field), **common)
     return gr.Textbox(value="" if value is None else str(value), **common)
+
+
+def number_text(text: str, kind: type = int) -> Any:
+    """A number typed into a text box, or the text itself when it is not one (validation then names the field)."""
+    try:
+        return kind(text.strip())
+    except ValueError:
+        return text
 
 
 def empty_text(field) -> str:
     """What an empty box means, from the field's description ("...; empty: 100" → "empty: 100")."""
     description = field.description or ""
     _, sep, meaning = description.partition("empty: ")
-    return f"empty: {meaning.rstrip('.').split(';')[0].strip()}" if sep else "empty: default"
+    return f"empty: {meaning.rstrip('.').split(';')[0].split(' (')[0].strip()}" if sep else "empty: default"
 
 
 def widgets(model: type[BaseModel], values: BaseModel, names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -139,6 +149,8 @@ def clean_values(model: type[BaseModel], values: dict[str, Any]) -> dict[str, An
             value = TRISTATE[value]
         elif isinstance(value, str) and not value.strip() and optional:
             value = None
+        elif isinstance(value, str) and annotation in (int, float):
+            value = number_text(value, annotation)
         elif isinstance(value, float) and annotation is int and value.is_integer():
             value = int(value)
         cleaned[name] = value
@@ -164,7 +176,7 @@ def form_request(kind: type[Request], project: Project, values: dict[str, Any], 
         cleaned = clean_values(model, {k: v for k, v in values.items() if k in model.model_fields})
         current = getattr(project.settings(), kind.section)
         changed = {k: v for k, v in cleaned.items() if getattr(current, k) != v}
-    own = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in own.items()}
+    own = clean_values(kind, {k: v for k, v in own.items() if k in kind.model_fields})
     return kind.build(**own, overrides=changed, save=bool(changed))
 
 

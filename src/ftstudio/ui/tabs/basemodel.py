@@ -124,7 +124,6 @@ def build(ctx) -> None:
     outputs = [catalog, model, trust, current]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(load, [ctx.project], outputs)
     catalog.select(pick, [catalog], [model])
     check.click(do_check, [ctx.project, model, trust], [verdict], api_name="check_model")
     save.click(do_save, [ctx.project, model, trust], [verdict, current], api_name="save_base_model")

@@ -165,7 +165,8 @@ def build(ctx) -> None:
     outputs = [*inputs, run, table, downloads, modelfile, ollama_cmd]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(load, [ctx.project], outputs)
+    ctx.tab.select(lambda name: results(open_project(root, name)) if name else [gr.update()] * 5, [ctx.project],
+                   outputs[len(inputs) :])  # the runs and files only: the form keeps what was typed  # fmt: skip
     reload_files.click(load, [ctx.project], outputs, api_name="export_files")
     start.click(run_export, preview_inputs, [started], api_name="export")
     panel.wire(ctx.timer, ctx.project, after_job, [verdict, verification, run, table, downloads, modelfile, ollama_cmd])

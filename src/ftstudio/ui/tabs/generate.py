@@ -23,6 +23,7 @@ from ftstudio.ui.common import (
     command_preview,
     describe,
     form_request,
+    number_text,
     open_project,
     request_widget,
     shown_values,
@@ -37,6 +38,11 @@ CONNECTION = ("provider", "base_url", "model")
 MAIN_FIELDS = ("concurrency", "pairs_per_chunk", "temperature")
 RUN_OPTIONS = ("pairs", "topic", "max_cost")  # options of the command itself, not project settings
 DATA_COLUMNS = ["line", "question", "answer"]
+STOP_REASONS = {
+    "exhausted": "the documents gave no new pairs (every chunk was used; add documents or a topic for more)",
+    "max_cost": "Max cost reached",
+    "cancelled": "stopped by you; Generate again resumes",
+}
 KEY_ENVS = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
@@ -146,8 +152,8 @@ def build(ctx) -> None:
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")
-        delete_line = gr.Number(label="Line to delete", precision=0, value=None, minimum=1,
-                                placeholder="a line number from the table", elem_id="delete-line")  # fmt: skip
+        delete_line = gr.Textbox(label="Line to delete", placeholder="a line number from the table's first column",
+                                 elem_id="delete-line")  # fmt: skip
         delete = gr.Button("Delete line", variant="stop")
     edited = gr.Markdown()
     with gr.Row():
@@ -183,19 +189,39 @@ def build(ctx) -> None:
         message = f"{len(found)} models from {provider_name}." if found else f"{provider_name} lists no models."
         return gr.update(choices=found, value=found[0] if found else None), message
 
+    def offered(provider_name, url, chosen):
+        """The helper model choice: the project's, else the first the provider lists now (so the first click on
+        Generate works with what the page shows), with a note saying which."""
+        if chosen:
+            return gr.update(value=chosen, choices=[chosen]), ""
+        try:
+            found = list_helper_models(provider_name, url, None)
+        except (ImportError, FtError) as exc:
+            note = describe(exc) if isinstance(exc, FtError) else "listing needs the generation stage"
+            return gr.update(value=None, choices=[]), f"No helper model chosen: ⚠ {note}"
+        if not found:
+            return gr.update(value=None, choices=[]), f"{provider_name} lists no models: pull one, then Refresh list."
+        return gr.update(value=found[0], choices=found), f"{len(found)} models from {provider_name}; chose {found[0]}."
+
+    def data_view(project):
+        return [data_summary(project), data_rows(project), str(project.sft_data) if project.sft_data.exists() else None]
+
     def load(project_name):
         if not project_name:
-            return [gr.update()] * (len(inputs) + 6)
+            return [gr.update()] * (len(inputs) + 7)
         project = open_project(root, project_name)
         current = project.settings().synth
+        model_choice, note = offered(current.provider, current.base_url, current.model)
         return shown_values(SynthSettings, current, names) + [
-            current.provider,
-            current.base_url or "",
-            gr.update(value=current.model, choices=[current.model] if current.model else []),
-            data_summary(project),
-            data_rows(project),
-            str(project.sft_data) if project.sft_data.exists() else None,
-        ]
+            current.provider, current.base_url or "", model_choice, note, *data_view(project),
+        ]  # fmt: skip
+
+    def on_open(project_name, provider_name, url, model_name):
+        """Opening the tab: the data as it is now, and a helper model if none is chosen; the form stays as typed."""
+        if not project_name:
+            return [gr.update()] * 5
+        choice = [gr.update(), gr.update()] if model_name else list(offered(provider_name, url or None, None))
+        return [*choice, *data_view(open_project(root, project_name))]
 
     def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
         project = open_project(root, project_name)
@@ -239,13 +265,14 @@ def build(ctx) -> None:
         project = open_project(root, project_name)
         if (blocked := _guard(project_name)) is not None:
             return blocked, gr.update(), gr.update()
-        if not number:
+        line = number_text(str(number or ""))
+        if not isinstance(line, int) or line < 1:
             return "Type the number of the line to delete (the table's first column).", gr.update(), gr.update()
         try:
-            datafile.delete_lines(project, [int(number)])
+            datafile.delete_lines(project, [line])
         except FtError as exc:
             return describe(exc), gr.update(), gr.update()
-        return f"Deleted line {int(number)}.", data_summary(project), data_rows(project)
+        return f"Deleted line {line}.", data_summary(project), data_rows(project)
 
     def do_upload(project_name, mode, path):
         project = open_project(root, project_name)
@@ -271,10 +298,10 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, provider, base_url, model, *inputs, *opt_inputs]
     for comp in (ctx.project, provider, base_url, model, *inputs, *opt_inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    outputs = [*inputs, provider, base_url, model, summary, table, download]
+    outputs = [*inputs, provider, base_url, model, listed, summary, table, download]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(load, [ctx.project], outputs)
+    ctx.tab.select(on_open, [ctx.project, provider, base_url, model], [model, listed, summary, table, download])
     refresh.click(refresh_models, [provider, base_url, api_key], [model, listed], api_name="helper_models")
     start.click(
         run_generate,
@@ -285,13 +312,14 @@ def build(ctx) -> None:
 
     def after_job(project_name, job_id):
         # Results only: the settings and connection the user may be editing stay as they are.
-        return load(project_name)[len(inputs) + 3 :]
+        return data_view(open_project(root, project_name))
 
     panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download])
     save_edits.click(do_save_edits, [ctx.project, table], [edited, summary, table], api_name="save_data_edits")
     delete.click(do_delete, [ctx.project, delete_line], [edited, summary, table], api_name="delete_data_line")
+    # The box is emptied after each upload (`.then`), ready for the next file.
     upload.upload(do_upload, [ctx.project, import_mode, upload], [edited, summary, table, download],
-                  api_name="upload_data")  # fmt: skip
+                  api_name="upload_data").then(lambda: None, None, [upload], queue=False)  # fmt: skip
 
 
 def result_summary(result) -> str:
@@ -300,8 +328,10 @@ def result_summary(result) -> str:
         return ""
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.get("dropped", {}).items())) or "none"
     tokens = result.get("tokens") or {}
+    why = STOP_REASONS.get(result.get("stop_reason"), result.get("stop_reason"))
+    stopped = f" · stopped: {why}" if result.get("status") != "done" and why else ""
     return (
-        f"Wrote **{result['written']}** of {result.get('target')} pairs · dropped: {dropped} · "
+        f"Wrote **{result['written']}** of {result.get('target')} pairs{stopped} · dropped: {dropped} · "
         f"{result.get('requests')} requests ({result.get('retries')} retries, {result.get('failures')} failed) · "
         f"tokens {tokens.get('in')} in / {tokens.get('out')} out · cost ${result.get('cost_usd', 0):.4f}"
     )

@@ -196,7 +196,7 @@ def build(ctx) -> None:
 
     ctx.project.change(switch, [ctx.project], [*inputs, docs, to_remove, per_file, hits, removed, started])
     ctx.demo.load(load, [ctx.project], [*inputs, docs, to_remove])
-    ctx.tab.select(load, [ctx.project], [*inputs, docs, to_remove])
+    ctx.tab.select(lambda name: load(name)[len(inputs) :], [ctx.project], [docs, to_remove])
     ingest.click(run_ingest, preview_inputs, [started], api_name="ingest")
     panel.wire(ctx.timer, ctx.project, after_job, [per_file, docs, to_remove])
     reload_docs.click(load, [ctx.project], [*inputs, docs, to_remove], api_name="documents")

@@ -19,6 +19,7 @@ from ftstudio.ui.common import (
     command_preview,
     describe,
     form_request,
+    number_text,
     open_project,
     shown_values,
     start_request,
@@ -147,7 +148,7 @@ def eval_view(project, run_id: str | None) -> str:
 
 def build(ctx) -> None:
     root, registry = ctx.root, ctx.registry
-    what = gr.Markdown()
+    what = gr.Markdown(elem_id="train-what")
     defaults = TrainSettings()
     with gr.Row():
         main = widgets(TrainSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
@@ -160,8 +161,8 @@ def build(ctx) -> None:
         resume = gr.Dropdown(label="Resume run", info="Continue a stopped run from its last checkpoint", choices=[])
     with gr.Accordion("Pre-flight: one example as training sees it, and the fit-and-time probe", open=False):
         with gr.Row():
-            example_line = gr.Number(label="Data line", precision=0, value=None, minimum=1,
-                                     info="Which example to show", placeholder="empty: the first example")  # fmt: skip
+            example_line = gr.Textbox(label="Data line", info="Which example to show",
+                                      placeholder="empty: the first example")  # fmt: skip
             show_mask = gr.Button("Show trained tokens")
             probe = gr.Button("Probe memory and time")
         mask = gr.HighlightedText(
@@ -263,7 +264,10 @@ def build(ctx) -> None:
         if not base_model:
             return None, "Choose a base model first (tab 2)."
         try:
-            shown = mask_preview(project, settings, base_model, int(line) if line else None)
+            chosen = number_text(str(line)) if line not in (None, "") else None
+            if chosen is not None and not isinstance(chosen, int):
+                return None, f"Data line: {line!r} is not a line number; leave it empty for the first example."
+            shown = mask_preview(project, settings, base_model, chosen)
         except FtError as exc:
             return None, describe(exc)
         segments = [(text, "trained" if trained else None) for text, trained in shown.segments]
@@ -305,7 +309,8 @@ def build(ctx) -> None:
     outputs = [*inputs, what, resume, shown_run, runs, plot, comparison]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(load, [ctx.project], outputs)
+    ctx.tab.select(lambda name: load(name)[len(inputs) :] if name else [gr.update()] * 6, [ctx.project],
+                   outputs[len(inputs) :])  # the facts only: the form keeps what was typed  # fmt: skip
     reload_runs.click(load, [ctx.project], outputs, api_name="train_refresh")
     start.click(run_train, preview_inputs, [started], api_name="train")
 

@@ -1,0 +1,137 @@
+"""A new user's first clicks, in a real browser, from `ftstudio ui --example` (issue 15): every tab works with the
+defaults it shows, refuses in the form what cannot run (naming the field), keeps a finished job's summary, and shows
+nothing of another project after a switch. Playwright drives Debian's Chromium; the helper model is the test's
+Ollama protocol server, reached through OLLAMA_HOST as a real Ollama would be."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def page(example_studio):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (./install.sh dev installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        page.goto(example_studio.url)
+        expect(page.get_by_role("combobox", name="Project")).to_have_value("example")
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"ui-example-{name}.png"), full_page=True)
+
+
+def number_box(page, elem_id: str):
+    return page.locator(f"#{elem_id} input, #{elem_id} textarea").first
+
+
+def test_generate_with_the_defaults_shown_succeeds_and_its_summary_stays(page, example_studio):
+    page.get_by_role("tab", name="3 Generate").click()
+    # Empty boxes mean the default, and say which.
+    pairs = number_box(page, "generate-pairs")
+    expect(pairs).to_have_value("")
+    expect(pairs).to_have_attribute("placeholder", "empty: 100")
+    expect(number_box(page, "generate-max_cost")).to_have_attribute("placeholder", "empty: no limit")
+    expect(number_box(page, "delete-line")).to_have_value("")
+    # No helper model saved: the one the provider lists is chosen when the tab opens.
+    expect(page.locator("#helper-model input")).to_have_value("llama3:8b")
+    expect(page.locator("#generate-preview textarea, #generate-preview input").first).to_have_value(
+        "ftstudio generate example --model=llama3:8b --save --root " + str(example_studio.root)
+    )
+    before = len((example_studio.root / "projects/example/data/sft_data.jsonl").read_text().splitlines())
+    page.get_by_role("button", name="Generate", exact=True).click()
+    state = example_studio.wait_job("example", "generate", timeout=180)
+    # 100 pairs are more than the example's few chunks give: the run writes what they hold and says why it stopped.
+    assert state.status in ("done", "partial"), state.error
+    written = state.result["written"]
+    assert written > 0
+    status = page.locator("#generate-status")
+    expect(status).to_contain_text(f"Wrote {written} of 100 pairs")
+    expect(status).to_contain_text("dropped: duplicate")
+    if state.status == "partial":
+        expect(status).to_contain_text("stopped: the documents gave no new pairs")
+    expect(status).to_contain_text("cost $0.0000")
+    expect(page.locator("#data-summary")).to_contain_text(f"{before + written} examples")
+    page.wait_for_timeout(2500)  # two timer ticks later, the summary is still there
+    expect(status).to_contain_text(f"Wrote {written} of 100 pairs")
+    shot(page, "generate")
+
+
+def test_generate_without_a_helper_model_is_refused_in_the_form(page, example_studio):
+    page.get_by_role("tab", name="3 Generate").click()
+    model = page.locator("#helper-model input")
+    model.fill("")
+    model.press("Tab")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_text("model: no helper model chosen")).to_be_visible()
+    jobs = list((example_studio.root / "projects/example/jobs").glob("*-generate-*.json"))
+    assert len(jobs) == 1  # no second job was started
+
+
+def test_own_jsonl_is_appended_or_replaced_as_chosen(page, example_studio, tmp_path):
+    page.get_by_role("tab", name="3 Generate").click()
+    data = example_studio.root / "projects/example/data/sft_data.jsonl"
+    before = len(data.read_text().splitlines())
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"instruction": f"Question {i}?", "output": f"Answer number {i}."}) + "\n"
+                            for i in range(3)))  # fmt: skip
+    page.locator("#import-mode").get_by_label("append").check()
+    page.locator("#import-file input[type=file]").set_input_files(str(mine))
+    expect(page.locator("#data-summary")).to_contain_text(f"{before + 3} examples")
+    page.locator("#import-mode").get_by_label("replace").check()
+    page.locator("#import-file input[type=file]").set_input_files(str(mine))
+    expect(page.locator("#data-summary")).to_contain_text("3 examples in")
+    assert len(data.read_text().splitlines()) == 3
+    backups = list(data.parent.glob("sft_data.*.bak.jsonl"))
+    assert len(backups) == 1 and len(backups[0].read_text().splitlines()) == before + 3
+
+
+def test_train_shows_what_is_set_and_empty_boxes_name_their_default(page, example_studio):
+    page.get_by_role("tab", name="4 Train").click()
+    model = example_studio.root / "projects/example/models/tiny-llama"
+    what = page.locator("#train-what")
+    expect(what).to_contain_text(str(model))
+    # Opening the tab reads the data as it is now: the 3 examples the replace left, not what the page first saw.
+    expect(what).to_contain_text("Data: 3 examples in data/sft_data.jsonl")
+    page.get_by_text("Pre-flight").click()
+    line = page.get_by_label("Data line")
+    expect(line).to_have_value("")
+    expect(line).to_have_attribute("placeholder", "empty: the first example")
+    shot(page, "train")
+
+
+def test_switching_project_leaves_nothing_of_the_last_one(page, example_studio):
+    page.get_by_role("tab", name="1 Knowledge").click()
+    search = page.get_by_label("Search the chunks")
+    search.fill("hooch starter")
+    search.press("Enter")
+    expect(page.locator("#knowledge-hits")).to_contain_text("sourdough.md")
+    page.get_by_label("New project").fill("second")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("combobox", name="Project")).to_have_value("second")
+    expect(page.locator("#knowledge-hits")).not_to_contain_text("sourdough.md")
+    expect(page.locator("#knowledge-docs")).not_to_contain_text("sourdough.md")
+    page.get_by_role("tab", name="3 Generate").click()
+    expect(page.locator("#data-summary")).to_contain_text("No training data yet")
+    shot(page, "switched")

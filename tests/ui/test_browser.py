@@ -123,8 +123,9 @@ def test_generate_with_a_local_helper_server(page, browser_studio):
 def test_train_a_few_steps_and_see_the_loss_plot_update(page, browser_studio):
     needs_training()
     open_tab(page, "4 Train")
-    for label, value in (("Max steps", "4"), ("Batch size", "2")):
-        box = page.get_by_label(label, exact=True)
+    # Max steps may be empty (a text box naming its default), Batch size is a number box.
+    for box, value in ((page.get_by_role("textbox", name=re.compile(r"^Max steps")), "4"),
+                       (page.get_by_label("Batch size", exact=True), "2")):  # fmt: skip
         box.fill(value)
         box.press("Tab")
     expect(page.locator("#train-preview textarea, #train-preview input").first).to_have_value(
@@ -141,6 +142,8 @@ def test_train_a_few_steps_and_see_the_loss_plot_update(page, browser_studio):
     expect(page.locator("#train-status")).to_contain_text("done", timeout=400_000)
     expect(page.locator("#train-plot canvas, #train-plot svg").first).to_be_visible()
     expect(page.locator("#train-plot")).to_contain_text("4 steps")  # the title follows the points drawn
+    expect(page.locator("#train-plot")).to_contain_text("elapsed")  # the run's time, in the title
+    expect(page.locator("#train-plot")).to_contain_text("eval")  # the one eval point is drawn, and in the legend
     run_dir = next((browser_studio.root / "projects" / "sourdough" / "runs").iterdir())
     assert (run_dir / "metrics.jsonl").read_text().count('"loss"') == 4
     shot(page, "4-train")

@@ -52,3 +52,20 @@ def check_disk(folder: Path, needed: int, what: str) -> None:
             f"{free / 2**20:,.0f} MiB free on the disk of {folder}",
             hint="free some space (old exports, checkpoints) or move the workspace with --root",
         )
+
+
+def folder_archive(folder: Path) -> Path:
+    """One .zip of an export folder (a merged model, an adapter), for a single download: kept in
+    `exports/.archives/` and made again only when a file of the folder is newer. Stored, not compressed: safetensors
+    do not shrink, and storing is as fast as copying. Written whole or not at all."""
+    import zipfile
+
+    archive = folder.parent / ".archives" / f"{folder.name}.zip"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    newest = max((p.stat().st_mtime for p in files), default=0.0)
+    if archive.is_file() and archive.stat().st_mtime >= newest:
+        return archive
+    with staged_file(archive) as staged, zipfile.ZipFile(staged, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for path in files:
+            zf.write(path, f"{folder.name}/{path.relative_to(folder)}")
+    return archive

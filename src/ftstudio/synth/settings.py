@@ -13,7 +13,9 @@ class SynthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: ProviderName = Field("ollama", description="Where the helper model runs.")
-    model: str | None = Field(None, description="Helper model name as the provider lists it (e.g. llama3:8b).")
+    model: str | None = Field(
+        None, title="Helper model", description="Helper model name as the provider lists it (e.g. llama3:8b)."
+    )
     base_url: str | None = Field(None, description="Provider address; the provider's default when empty.")
     pairs_per_chunk: int = Field(5, ge=1, le=50, description="Question-answer pairs asked for in each request.")
     concurrency: int | None = Field(

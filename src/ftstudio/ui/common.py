@@ -30,10 +30,38 @@ SECTIONS = ("knowledge", "base_model", "synth", "train", "export")
 
 
 def describe(exc: BaseException) -> str:
-    """A library error as the user should read it: the message, then what to do."""
+    """A library error as the user should read it: the message, then what to do, with the command line's options
+    named as this page's fields (`--max-steps` → *Max steps*)."""
     if isinstance(exc, FtError):
-        return exc.message + (f"\n\n→ {exc.hint}" if exc.hint else "")
+        return as_fields(exc.message + (f"\n\n→ {exc.hint}" if exc.hint else ""))
     return f"{type(exc).__name__}: {exc}"
+
+
+_FLAG = re.compile(r"`?--(?:no-)?([a-z][a-z0-9-]*)(?: [A-Z_:.]+)?`?")
+
+
+def _field_labels() -> dict[str, str]:
+    from ftstudio.requests import JOB_REQUESTS
+
+    labels: dict[str, str] = {}
+    for kind in JOB_REQUESTS.values():
+        for name, field in {**(kind.settings_model.model_fields if kind.settings_model else {}),
+                            **kind.model_fields}.items():  # fmt: skip
+            labels[name] = label_of(name, field)
+        for name, flag in kind.flags.items():
+            labels[flag[2:].replace("-", "_")] = labels[name]
+    return labels
+
+
+def as_fields(text: str) -> str:
+    """`text` with each `--option` of a step's command written as the field that sets it, in italics."""
+    labels = _field_labels()
+
+    def swap(match: re.Match) -> str:
+        label = labels.get(match.group(1).replace("-", "_"))
+        return f"*{label}*" if label else match.group(0)
+
+    return _FLAG.sub(swap, text)
 
 
 def open_project(root: Path, name: str | None) -> Project:
@@ -127,6 +155,18 @@ def widgets(model: type[BaseModel], values: BaseModel, names: Iterable[str] | No
     """Widgets for the named fields (all when None), in the model's order, showing `values`."""
     chosen = list(names) if names is not None else list(model.model_fields)
     return {n: widget(model, n, getattr(values, n)) for n in chosen if n in model.model_fields}
+
+
+def widget_grid(model: type[BaseModel], values: BaseModel, names: Iterable[str], per_row: int = 4) -> dict[str, Any]:
+    """As `widgets`, laid out `per_row` to a row, each at least 200 px wide: a long list in one row squeezes
+    checkboxes into slivers with unreadable labels."""
+    chosen = [n for n in names if n in model.model_fields]
+    found: dict[str, Any] = {}
+    for start in range(0, len(chosen), per_row):
+        with gr.Row(equal_height=True):
+            for n in chosen[start : start + per_row]:
+                found[n] = widget(model, n, getattr(values, n), min_width=200)
+    return found
 
 
 def shown_values(model: type[BaseModel], values: BaseModel, names: Iterable[str]) -> list[Any]:

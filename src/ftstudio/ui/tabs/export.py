@@ -24,6 +24,8 @@ from ftstudio.ui.common import (
 from ftstudio.ui.tabs.train import _runs
 
 FILE_COLUMNS = ["file", "size"]
+CHECK_COLUMNS = ["prompt", "tokens", "same tokens", "agreed", "worst gap", "stops at end of turn", "llama.cpp wrote"]
+GGUF_ONLY = ("quant", "verify", "verify_prompts", "verify_tokens")
 MAIN_FIELDS = ("format", "quant", "verify")
 
 
@@ -67,6 +69,32 @@ def verdict_line(result) -> str:
     return f"Verification {agreed}: the GGUF in llama.cpp against the merged model in transformers."
 
 
+def check_rows(result) -> list[list]:
+    """The verification as a table: one row per held-out prompt."""
+    check = result.get("verification") if isinstance(result, dict) else None
+    rows = []
+    for p in (check or {}).get("prompts", []):
+        rows.append([p.get("prompt"), p.get("tokens"), "yes" if p.get("same_tokenization") else "no",
+                     f"{p.get('agreed')}/{p.get('tokens')}", round(p.get("worst_gap") or 0.0, 4),
+                     "yes" if p.get("stopped_on_end_of_turn") else "no", p.get("text")])  # fmt: skip
+    return rows
+
+
+def download_paths(project) -> list[str]:
+    """What to download: each file in exports/ itself, each export folder (merged model, adapter) as one .zip."""
+    from ftstudio.export.files import folder_archive
+
+    folder = project.exports_dir
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        found.append(str(folder_archive(entry) if entry.is_dir() else entry))
+    return found
+
+
 def ollama_command(model_name: str, modelfile) -> str:
     try:
         from ftstudio.export.ollama import create_command
@@ -97,7 +125,8 @@ def build(ctx) -> None:
     started = gr.Markdown()
     panel = JobPanel(registry, "export")
     verdict = gr.Markdown(elem_id="export-verdict")
-    verification = gr.JSON(label="Result and verification", open=False)
+    verification = gr.Dataframe(headers=CHECK_COLUMNS, label="Verification: each held-out prompt in llama.cpp",
+                                interactive=False, wrap=True, elem_id="export-checks")  # fmt: skip
 
     with gr.Row():
         gr.Markdown("### Files")
@@ -135,7 +164,7 @@ def build(ctx) -> None:
         return [
             gr.update(choices=completed, value=None),
             table_rows,
-            [str(p) for p in files] or None,
+            download_paths(project) or None,
             text,
             command,
         ]
@@ -157,8 +186,14 @@ def build(ctx) -> None:
     def after_job(project_name, job_id):
         project = open_project(root, project_name)
         result = registry.get(project_name, job_id).result
-        return [verdict_line(result), result, *results(project)]
+        return [verdict_line(result), check_rows(result), *results(project)]
 
+    def for_format(fmt):
+        """Quant and the verification act on a GGUF only: off for an adapter or a merged model."""
+        return [gr.update(interactive=fmt == "gguf") for _ in GGUF_ONLY if _ in fields]
+
+    fields["format"].change(for_format, [fields["format"]], [fields[n] for n in GGUF_ONLY if n in fields],
+                            queue=False)  # fmt: skip
     preview_inputs = [ctx.project, run, to_ollama, *inputs]
     for comp in preview_inputs:
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)

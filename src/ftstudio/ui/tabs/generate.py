@@ -31,6 +31,7 @@ from ftstudio.ui.common import (
     store_uploads,
     unwrap,
     widget,
+    widget_grid,
     widgets,
 )
 
@@ -134,8 +135,8 @@ def build(ctx) -> None:
     with gr.Row():
         run_opts = {n: request_widget(GenerateRequest, n, elem_id=f"generate-{n}") for n in RUN_OPTIONS}
         main = widgets(SynthSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
-    with gr.Accordion("More settings", open=False), gr.Row():
-        rest = widgets(SynthSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
+    with gr.Accordion("More settings", open=False):
+        rest = widget_grid(SynthSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
     fields = {**main, **rest}
     names = list(fields)
     inputs = [fields[n] for n in names]

@@ -3,7 +3,9 @@ base-versus-tuned answers at the end. Training runs as a background job of `ftst
 
 from __future__ import annotations
 
+import calendar
 import html
+import time
 import typing
 
 import gradio as gr
@@ -24,6 +26,7 @@ from ftstudio.ui.common import (
     shown_values,
     start_request,
     unwrap,
+    widget_grid,
     widgets,
 )
 
@@ -90,14 +93,39 @@ def plot_update(project, run_id: str | None):
     """The loss plot for a run, as an update that redraws it.
 
     Gradio 6's plot keeps the series it first drew and draws nothing after an empty frame; a changed title makes it
-    redraw from scratch, so the title carries the point count, and "no data" is sent as None, not an empty frame.
+    redraw from scratch, so the title carries the point count (and the run's time), and "no data" is sent as None,
+    not an empty frame.
     """
     frame = loss_frame(project, run_id)
     runs = _runs(project)
-    shown = run_id or (runs[-1].id if runs else None)
+    run = next((r for r in runs if r.id == run_id), runs[-1] if runs else None)
+    if run is None:
+        return gr.update(value=None, title="Loss")
     steps = int(frame.loc[frame["series"] == "train", "step"].max()) if len(frame) else 0
-    title = f"Loss of run {shown}: {steps} steps, {len(frame)} points" if shown else "Loss"
+    title = f"Loss of run {run.id}: {steps} steps, {len(frame)} points" + timing(run.info, steps)
     return gr.update(value=frame if len(frame) else None, title=title)
+
+
+def timing(info: dict, steps: int) -> str:
+    """" · elapsed 1:05 · ETA 3:12" from run.json: since the run started, and what its pace says is left."""
+    try:
+        started = calendar.timegm(time.strptime(info["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    except (KeyError, TypeError, ValueError):
+        return ""
+    finished = info.get("finished_at")
+    end = calendar.timegm(time.strptime(finished, "%Y-%m-%dT%H:%M:%SZ")) if finished else time.time()
+    elapsed = max(0.0, end - started)
+    shown = f" · elapsed {_clock(elapsed)}"
+    total = info.get("total_steps")
+    if info.get("status") == "running" and steps and isinstance(total, int) and total > steps:
+        shown += f" · ETA {_clock(elapsed / steps * (total - steps))}"
+    return shown
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def summary(project) -> str:
@@ -152,8 +180,8 @@ def build(ctx) -> None:
     defaults = TrainSettings()
     with gr.Row():
         main = widgets(TrainSettings, defaults, [n for n in field_names() if n in MAIN_FIELDS])
-    with gr.Accordion("More settings", open=False), gr.Row():
-        rest = widgets(TrainSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
+    with gr.Accordion("More settings", open=False):
+        rest = widget_grid(TrainSettings, defaults, [n for n in field_names() if n not in MAIN_FIELDS])
     fields = {**main, **rest}
     names = list(fields)
     inputs = [fields[n] for n in names]
@@ -182,7 +210,8 @@ def build(ctx) -> None:
     with gr.Row():
         shown_run = gr.Dropdown(label="Run shown", choices=[], scale=3, elem_id="train-run-shown")
         reload_runs = gr.Button("Refresh", size="sm", scale=0)
-    plot = gr.LinePlot(
+    # Points, not lines: an eval series of one point (a 20-step run evaluates once) is drawn, and in the legend.
+    plot = gr.ScatterPlot(
         x="step",
         y="loss",
         color="series",
@@ -190,6 +219,7 @@ def build(ctx) -> None:
         title="Loss",
         height=300,
         x_title="step",
+        x_axis_format="d",  # steps are whole numbers
         elem_id="train-plot",
     )
     runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)

@@ -1,0 +1,37 @@
+"""The studio's forms over the core's requests: what a form asks for is the request the CLI would build, empty boxes
+are the defaults they name, and messages name the page's fields, not command-line options."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftstudio.errors import BadInput
+from ftstudio.project import Project
+from ftstudio.requests import GenerateRequest, TrainRequest
+from ftstudio.ui.common import as_fields, empty_text, form_request
+
+
+def test_a_form_asks_for_what_differs_from_the_project_and_saves_it(workspace):
+    project = Project.create("demo", workspace)
+    request = form_request(TrainRequest, project, {"max_steps": "4", "rank": 16.0, "epochs": 3.0}, resume="")
+    assert request.overrides == {"max_steps": 4} and request.save and request.resume is None
+    assert request.options() == ["--max-steps=4", "--save"]
+    same = form_request(TrainRequest, project, {"max_steps": "", "rank": 16})
+    assert same.overrides == {} and not same.save and same.options() == []
+
+
+def test_empty_boxes_are_defaults_and_bad_values_name_the_field(workspace):
+    project = Project.create("demo", workspace)
+    request = form_request(GenerateRequest, project, {"model": "llama3:8b"}, pairs="", max_cost="", topic="")
+    assert request.pairs is None and request.max_cost is None and request.topic is None
+    with pytest.raises(BadInput, match="pairs: Input should be greater than or equal to 1"):
+        form_request(GenerateRequest, project, {}, pairs="0")
+    with pytest.raises(BadInput, match="pairs: Input should be a valid integer"):
+        form_request(GenerateRequest, project, {}, pairs="many")
+    assert empty_text(GenerateRequest.model_fields["pairs"]) == "empty: 100"
+    assert empty_text(GenerateRequest.model_fields["max_cost"]) == "empty: no limit"
+
+
+def test_messages_name_the_fields_of_the_page():
+    shown = as_fields("no helper model: pass --model NAME, or lower `--max-steps`; --per-chunk 2; --force stays")
+    assert shown == "no helper model: pass *Helper model*, or lower *Max steps*; *Pairs per chunk* 2; --force stays"

@@ -98,3 +98,21 @@ def test_example_files_ship_inside_the_package():
     # Declared as package data, so a wheel carries them.
     toml = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"**/*.jsonl"' in toml and '"**/*.md"' in toml
+
+
+@pytest.mark.slow
+def test_a_base_model_is_this_runs_unless_saved_and_saved_only_after_its_checks(workspace, tiny_model):
+    pytest.importorskip("ftstudio.train.runner")
+    from importlib import resources
+
+    project = ftstudio.Project.create("demo", workspace)
+    project.sft_data.write_bytes((resources.files("ftstudio") / "examples" / "sft_data.jsonl").read_bytes())
+    model = str(tiny_model("llama"))
+    with pytest.raises(ftstudio.BadInput):  # a model that fails its checks is not saved, even with save
+        ftstudio.train(project, base_model=str(workspace / "no-model"), probe_only=True, save=True)
+    assert project.settings() == ftstudio.ProjectSettings()
+    probed = ftstudio.train(project, base_model=model, probe_only=True, max_steps=2, probe_steps=1)
+    assert probed.status == "probed" and project.settings().base_model.model is None
+    ftstudio.train(project, base_model=model, probe_only=True, max_steps=2, probe_steps=1, save=True)
+    settings = project.settings()
+    assert settings.base_model.model == model and (settings.train.max_steps, settings.train.probe_steps) == (2, 1)

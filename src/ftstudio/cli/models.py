@@ -18,6 +18,7 @@ MethodOpt = Annotated[str, typer.Option("--method", help="lora (16/32-bit base) 
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow a model whose code ships in its repository. Trusted only.")
 ]
+_PLAN = "Plan for this instead of the project's training setting ("
 _COLOUR = {"ok": "green", "warn": "yellow", "error": "red"}
 
 
@@ -112,18 +113,23 @@ def use(
     name: Annotated[str, typer.Argument(help="Project name.")],
     model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
     force: Annotated[bool, typer.Option("--force", help="Save even when the check says error.")] = False,
-    seq_len: SeqLenOpt = 2048,
-    batch: BatchOpt = 1,
-    method: MethodOpt = "lora",
+    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help=_PLAN + "max_seq_length).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help=_PLAN + "batch_size).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help=_PLAN + "method).")] = None,
     trust_remote_code: TrustOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Check MODEL, then save it as the project's base model (base_model.model in project.toml)."""
+    """Check MODEL, then save it as the project's base model (base_model.model in project.toml).
+
+    The check plans with the project's training settings, as the studio's does, unless told otherwise.
+    """
     from ftstudio.basemodels.choice import use_model
     from ftstudio.project import Project
 
     project = Project.open(name, root)
+    train = project.settings().train
+    seq_len, batch, method = seq_len or train.max_seq_length, batch or train.batch_size, method or train.method
     result = use_model(project, model, force=force, trust_remote_code=trust_remote_code, seq_len=seq_len,
                        batch=batch, method=method)  # fmt: skip
     saved = project.settings().base_model.model

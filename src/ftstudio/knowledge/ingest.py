@@ -18,6 +18,7 @@ from pathlib import Path
 from ftstudio.errors import NotFound
 from ftstudio.knowledge.chunking import chunk_sections
 from ftstudio.knowledge.loaders import LoadError, is_supported, load_document
+from ftstudio.knowledge.loaders.html import RepeatedBlocks
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.knowledge.store import KnowledgeStore, NewDocument
 from ftstudio.knowledge.tokens import TokenCounter, resolve_counter
@@ -40,6 +41,7 @@ class FileResult:
     error: str | None = None
     type: str | None = None
     hint: str | None = None  # what to do about the error
+    notes: list[str] = field(default_factory=list)  # parts of the file left out on purpose, and why
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ def ingest(
     counter = resolve_counter(settings.tokenizer, project_settings.base_model.model)
     files, skipped = collect_files(paths)
     results: list[FileResult] = []
+    repeated = RepeatedBlocks()
     with KnowledgeStore.open(project.knowledge_db) as store:
         # Whole files are grouped into batches of about BATCH_SECONDS, one transaction each (every file a savepoint
         # of it): a crash loses at most the last uncommitted batch of whole files. `done` counts committed files.
@@ -135,7 +138,7 @@ def ingest(
             with store.batch():
                 for path in files[len(results) :]:
                     report(progress, "ingest", len(results), len(files), path.name)
-                    batch.append(ingest_file(store, path, counter, settings))
+                    batch.append(ingest_file(store, path, counter, settings, repeated))
                     if time.monotonic() - opened >= BATCH_SECONDS:
                         break
             results.extend(batch)
@@ -145,9 +148,15 @@ def ingest(
     )
 
 
-def ingest_file(store: KnowledgeStore, path: Path, counter: TokenCounter, settings: KnowledgeSettings) -> FileResult:
+def ingest_file(
+    store: KnowledgeStore,
+    path: Path,
+    counter: TokenCounter,
+    settings: KnowledgeSettings,
+    repeated: RepeatedBlocks | None = None,
+) -> FileResult:
     """Ingest one file, all or nothing (its own transaction, or a savepoint inside `store.batch()`); failures come
-    back as a `failed` result naming the reason."""
+    back as a `failed` result naming the reason. `repeated`: boilerplate seen on the ingest's earlier HTML pages."""
     key = str(path)
     try:
         data = path.read_bytes()
@@ -166,6 +175,8 @@ def ingest_file(store: KnowledgeStore, path: Path, counter: TokenCounter, settin
     try:
         loaded = load_document(path, data)
         del data  # the bytes are no longer needed while the chunks are made
+        if repeated is not None and loaded.type == "html":
+            loaded.sections = repeated.filter(path, loaded.sections)
         chunks = chunk_sections(loaded.sections, counter, settings.chunk_tokens, settings.overlap)
         if not chunks:
             raise LoadError(path, "no text to ingest (the document is empty)")
@@ -178,7 +189,10 @@ def ingest_file(store: KnowledgeStore, path: Path, counter: TokenCounter, settin
             token_counter=counter.name,
             chunk_tokens=settings.chunk_tokens,
             overlap=settings.overlap,
-            title=loaded.title,
+            # Every document has a title: its own, else its file name.
+            title=loaded.title or path.stem.replace("_", " "),
+            encoding=loaded.encoding,
+            meta=loaded.meta,
         )
         info = store.replace_document(doc, chunks)
     except LoadError as exc:
@@ -187,7 +201,7 @@ def ingest_file(store: KnowledgeStore, path: Path, counter: TokenCounter, settin
         return FileResult(
             key, "failed", error=_with_kept(f"{path}: could not be read ({type(exc).__name__}: {exc})", existing)
         )
-    return FileResult(key, "updated" if existing else "added", info.chunks, type=loaded.type)
+    return FileResult(key, "updated" if existing else "added", info.chunks, type=loaded.type, notes=loaded.notes)
 
 
 def _with_kept(message: str, existing) -> str:

@@ -119,7 +119,7 @@ def test_search_is_one_bm25_ranking_and_shows_its_score(tmp_path):
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         bm25 = dict(
             store._db.execute(
-                "SELECT rowid, -bm25(chunks_fts, 1.0, 2.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH "
+                "SELECT rowid, -bm25(chunks_fts, 1.0, 3.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH "
                 '\'"cherry" OR "banana" OR "apple"\''
             )
         )
@@ -232,7 +232,7 @@ def test_a_version_1_store_migrates_with_its_data(tmp_path):
     with KnowledgeStore.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
         config = dict(store._db.execute("SELECT k, v FROM chunks_fts_config"))
-        assert config["hashsize"] == 32 * 1024 * 1024 and config["rank"] == "bm25(1.0, 2.0, 1.0)"
+        assert config["hashsize"] == 32 * 1024 * 1024 and config["rank"] == "bm25(1.0, 3.0, 1.0)"
         assert [h.chunk.text for h in store.search("fractions")] == ["ancient fractions"]
         store.replace_document(_doc("/old.md", "h2"), [NewChunk("modern decimals", 2)])
         assert store.search("ancient") == [] and store.search("decimals")[0].chunk.document == "/old.md"

@@ -124,7 +124,7 @@ def format_location(
 
 # BM25 weights of the index's columns (text, heading path, document title): a word in a heading or the title says
 # more about what a chunk is about than one in its text. Tuned on the known-answer questions (tests/knowledge).
-_WEIGHTS = "1.0, 2.0, 1.0"
+_WEIGHTS = "1.0, 3.0, 1.0"
 # At most this many distinct query words are used, the rarest ones: a query's cost is bounded whatever its length.
 MAX_QUERY_TERMS = 32
 # Of a longer query, only this many distinct words (the longest: long words are the rare ones) are looked up in the
@@ -509,8 +509,8 @@ class KnowledgeStore:
         """The `k` chunks best matching `query`, best first, by one BM25 ranking; each hit's score is that ranking's.
 
         Any text is a valid query. Its words are matched with English stemming ("talk" finds "talking") and folded
-        diacritics; every word counts, a word in a chunk's heading path twice as much as one in its text, a word in
-        the document's title as much. Words no chunk holds are left out (they never empty the results), and so are
+        diacritics; every word counts, a word in a chunk's heading path three times as much as one in its text, one
+        in the document's title as much. Words no chunk holds are left out (they never empty the results), and so are
         words held by more than half the chunks when the query has rarer ones: BM25 gives them almost no weight, and
         they would make nearly every chunk a match to score. Only the `MAX_QUERY_TERMS` rarest words are used, so a
         query's cost is bounded however long it is. Raises BadInput for `k` outside 1..MAX_K.

@@ -29,7 +29,7 @@ _BOILER_NAME = re.compile(
     r"permalink|anchor-?link|edit-?this-?page|cookie-?\w*|share|social)$",
     re.I,
 )
-# Anchors that only mark a permalink to a heading.
+# Anchors that only mark a permalink to a heading (numbers too: paragraph numbers, footnote marks).
 _PERMALINK_TEXT = {"¶", "#", "§", "🔗", "†", "link"}
 # Words of "Prev / Up / Home / Next" navigation; a block made only of links and such words is boilerplate.
 _NAV_WORDS = {
@@ -209,7 +209,11 @@ def _text_without_permalinks(heading) -> str:
 
 
 def _is_permalink(el) -> bool:
-    return el.tag == "a" and (el.get("href") or "").startswith("#") and el.text_content().strip() in _PERMALINK_TEXT
+    """A link within the page that only marks a place: a heading's "¶", a paragraph's number (SiSU's "4")."""
+    if el.tag != "a" or not (el.get("href") or "").startswith("#"):
+        return False
+    text = el.text_content().strip()
+    return text in _PERMALINK_TEXT or text.isdigit()
 
 
 def _names(el) -> list[str]:

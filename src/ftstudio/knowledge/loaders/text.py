@@ -73,12 +73,12 @@ def load(path: Path, data: bytes) -> LoadedDocument:
 
 
 def title_line(text: str) -> str | None:
-    """The first line of `text` when it looks like a title: short, not a sentence, alone in its paragraph (or
-    underlined)."""
-    first, _, rest = text.partition("\n")
-    first = " ".join(first.split())
-    underlined = _UNDERLINE.match(rest) is not None
-    if not first or len(first) > 100 or not (rest == "" or rest.startswith("\n") or underlined):
+    """The first line of `text` when it looks like a title: short, not a sentence, heading a first paragraph of at
+    most three short lines (a title and its subtitle, "Version 3, 29 June 2007") or underlined."""
+    paragraph = text.split("\n\n", 1)[0].split("\n")
+    first = " ".join(paragraph[0].split())
+    underlined = len(paragraph) > 1 and _UNDERLINE.match(paragraph[1]) is not None
+    if not first or len(first) > 100 or not (underlined or (len(paragraph) <= 3 and max(map(len, paragraph)) <= 100)):
         return None
     if first[-1] in ".,;:" or not any(ch.isalpha() for ch in first):
         return None

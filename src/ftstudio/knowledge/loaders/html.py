@@ -222,12 +222,11 @@ def _names(el) -> list[str]:
 
 def _link_only(el) -> bool:
     """A short block whose words are all link text or navigation words ("Prev", "Up", "Home", "Next")."""
-    text = el.text_content()
-    words = _WORDS.findall(text.lower())
+    words = _WORDS.findall(" ".join(el.itertext()).lower())  # text nodes apart: <li>Prev</li><li>Next</li>
     if not words or len(words) > 12:
         return not words and el.find(".//a") is not None  # links with images only (arrows)
-    linked = " ".join(a.text_content() for a in el.iter("a")).lower()
-    return all(w in _NAV_WORDS for w in words) or (linked and _WORDS.findall(linked) == words)
+    linked = " ".join(" ".join(a.itertext()) for a in el.iter("a")).lower()
+    return all(w in _NAV_WORDS for w in words) or (bool(linked) and _WORDS.findall(linked) == words)
 
 
 def _skipped(el, tag: str, chrome_ok: bool, boilerplate: bool) -> bool:

@@ -83,13 +83,13 @@ def _read(path: Path, pdf) -> LoadedDocument:
         pages.append(bands)
     with_text = sum(1 for bands in pages if any(text for _, text in bands))
     running = _running_lines(pages, with_text)
-    lists = _list_pages(pages)
+    stripped = [_strip_running(bands, running, index) for index, bands in enumerate(pages)]
+    lists = _list_pages(pages, stripped)
     sections: list[Section] = []
-    for index, bands in enumerate(pages):
+    for index, bands in enumerate(stripped):
         if index in lists:
             path_now = next((p for p, _ in reversed(bands) if p is not None), path_now)
             continue
-        bands = _strip_running(bands, running, index)
         for heading, text in bands:
             path_now = heading if heading is not None else path_now
             if text:
@@ -216,15 +216,16 @@ def _strip_running(bands, running, index: int):
     return [(heading, clean_text("\n".join(lines))) for heading, lines in bands]
 
 
-def _list_pages(pages) -> set[int]:
-    """Pages that are a table of contents or an index: most lines end in page numbers."""
+def _list_pages(pages, stripped) -> set[int]:
+    """Pages that are a table of contents or an index: most lines (running lines aside) end in page numbers, or
+    a good part of them do under a "Contents" or "Index" title (which may itself be the running header)."""
     found = set()
-    for index, bands in enumerate(pages):
-        lines = _page_lines(bands)
-        if len(lines) < 4:
+    for index, (bands, kept) in enumerate(zip(pages, stripped, strict=True)):
+        lines = _page_lines(kept)
+        if len(lines) < 3:
             continue
         references = sum(1 for line in lines if _REFERENCE_LINE.search(line.strip()))
-        titled = any(line.strip().casefold() in _LIST_TITLES for line in _edges(lines))
+        titled = any(line.strip().casefold() in _LIST_TITLES for line in _edges(_page_lines(bands)))
         if references >= 0.5 * len(lines) or (titled and references >= 0.25 * len(lines)):
             found.add(index)
     return found

@@ -21,8 +21,10 @@ _PREFERRED = ("cp1252", "latin_1", "iso8859_15")
 # Control bytes that never appear in text (tab, newlines, form feed and escape excepted).
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
 _HIGH = bytes(range(128, 256))
-# Up to this share of bytes above 127, a text that is not UTF-8 is read as Western single-byte text (see below).
+# Up to this share of bytes above 127 (or a few that are never side by side, as the bytes of a multi-byte
+# character are), a text that is not UTF-8 is read as Western single-byte text (see below).
 _NEARLY_ASCII = 0.1
+_HIGH_PAIR = re.compile(rb"[\x80-\xff]{2}")
 _UNDERLINE = re.compile(r"[=\-~*]{3,}[ \t]*(?:\n|$)")
 
 
@@ -48,7 +50,8 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
     # A few accented letters in English text: the detector would guess among multi-byte encodings (big5, cp850)
     # from a handful of bytes, while Western single-byte text is by far the likeliest ("Kämpf", not "K鄝pf").
     # cp1252 reads Latin-1's letters alike and also its quotes and dashes; bytes it leaves undefined mean Latin-1.
-    if len(data) - len(data.translate(None, _HIGH)) <= _NEARLY_ASCII * len(data):
+    high = len(data) - len(data.translate(None, _HIGH))
+    if high <= _NEARLY_ASCII * len(data) or (high <= 16 and _HIGH_PAIR.search(data) is None):
         try:
             return data.decode("cp1252"), "cp1252"
         except UnicodeDecodeError:

@@ -12,6 +12,7 @@ import typer
 
 from ftstudio.cli.common import JsonOpt, RootOpt, emit, err, out, progress_bar
 from ftstudio.knowledge.settings import KnowledgeSettings
+from ftstudio.knowledge.store import MAX_K
 from ftstudio.project import Project
 
 _FIELDS = KnowledgeSettings.model_fields
@@ -53,6 +54,8 @@ def ingest(
         for doc in result.documents:
             if doc.status != "failed":
                 out.print(f"{doc.status:9} {doc.chunks:6} chunks  {doc.path}", markup=False)
+                for note in doc.notes:
+                    out.print(f"{'':17} note: {note}", markup=False, highlight=False, soft_wrap=True)
         c = result.counts()
         out.print(
             f"{c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed "
@@ -92,8 +95,10 @@ def docs(
         if not documents:
             out.print(f"No documents yet: `ftstudio ingest {name} PATH...` adds some.", markup=False)
         for d in documents:
+            encoding = f"  ({d['encoding']})" if d["encoding"] else ""
             out.print(
-                f"{d['id']:5}  {d['type']:8} {d['chunks']:6} chunks {d['tokens']:9} tokens  {d['path']}", markup=False
+                f"{d['id']:5}  {d['type']:8} {d['chunks']:6} chunks {d['tokens']:9} tokens  {d['path']}{encoding}",
+                markup=False,
             )
 
     emit({"documents": documents, "removed": removed}, json, human)
@@ -101,17 +106,21 @@ def docs(
 
 def search(
     name: Annotated[str, typer.Argument(help="Project name.")],
-    query: Annotated[str, typer.Argument(help="Any text; words are matched, ranked by BM25.")],
-    k: Annotated[int, typer.Option("-k", help="How many results.", min=1)] = 5,
+    query: Annotated[str, typer.Argument(help="Any text; words are matched (English word forms too), ranked by BM25.")],
+    k: Annotated[str, typer.Option("-k", help=f"How many results (1 to {MAX_K}).")] = "5",
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Full-text search of the project's chunks: the best matches with their snippet and where they come from."""
+    from ftstudio.errors import BadInput
     from ftstudio.knowledge.store import KnowledgeStore
 
+    # Read as text and checked here: typer would turn a huge number into an OverflowError traceback.
+    if not (k.isascii() and k.isdigit() and 1 <= int(k) <= MAX_K):
+        raise BadInput(f"-k {k!r}: must be a whole number from 1 to {MAX_K}", hint="for example -k 10")
     project = Project.open(name, root)
     with KnowledgeStore.open(project.knowledge_db) as store:
-        hits = store.search(query, k)
+        hits = store.search(query, int(k))
     results = [
         {
             "chunk_id": h.chunk.id,

@@ -107,6 +107,7 @@ def test_generate_against_the_server_ends_with_a_summary_of_the_drops(cli, groun
     assert result.code == 1, result.stderr  # partly done: nothing usable, each drop named
     summary = result.json()
     assert summary["status"] == "stopped" and summary["stop_reason"] == "exhausted"
+    assert summary["structured_output"] == "json_object"
     assert summary["failures"] == 0 and summary["retries"] == 0 and summary["written"] == 0
     dropped = summary["dropped"]
     assert sum(dropped.values()) >= summary["requests"] >= 20  # every reply gave at least one drop

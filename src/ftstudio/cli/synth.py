@@ -115,6 +115,7 @@ def _dropped(s: dict) -> str:
 def _render(s: dict) -> None:
     out.print(f"Wrote {s['written']} of {s['target']} pairs to {s['data']} (run {s['run']}, {s['seconds']} s)")
     out.print(f"dropped: {_dropped(s)}")
+    out.print(f"structured output: {s['structured_output']}")
     out.print(
         f"requests {s['requests']} (retries {s['retries']}, failed {s['failures']}), "
         f"tokens {s['tokens']['in']} in / {s['tokens']['out']} out, cost ${s['cost_usd']:.4f}"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install ftstudio into .venv in this checkout (created when missing, reused when present).
 #   ./install.sh        the studio and the CLI
-#   ./install.sh dev    also the test tools, llama-cpp-python (built from source, ~3 min once) and, through apt,
-#                       Chromium and Go for the browser and Modelfile-template tests, and Debian's documentation
-#                       packages, pandoc and Tesseract for the real-document knowledge tests (tests/knowledge/corpus.py)
+#   ./install.sh dev    also the test tools, llama-cpp-python and its server (built from source, ~3 min once) and,
+#                       through apt, Chromium and Go for the browser and Modelfile-template tests, and Debian's
+#                       documentation packages, pandoc and Tesseract for the real-document knowledge tests
+#                       (tests/knowledge/corpus.py)
 #   ./install.sh gpu    also Unsloth and bitsandbytes (CUDA machines)
 set -euo pipefail
 cd "$(dirname "$0")"

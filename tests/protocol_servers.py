@@ -9,7 +9,9 @@ topic-only prompt it writes arithmetic questions with correct answers.
 Faults for the next requests are queued with `server.script("429", "500", ...)`; each chat request takes one:
 `401`, `404`, `429` (Retry-After: 1), `500`, `slow` (waits `slow_s`), `truncated` (JSON cut mid-way), `think`
 (a <think> block and a code fence around the JSON), `empty` (empty content), `prose` (prose around the JSON).
-`reject_format=True` makes an OpenAI server refuse `response_format` like servers without structured output do.
+`reject_format=True` makes an OpenAI server refuse `response_format` like servers without structured output do;
+`formats=("json_object",)` accepts only those `response_format` types, refusing the others with `format_status`
+(llama-cpp-python's server answers `json_schema` with a 500 naming `response_format`).
 
     with OllamaServer(models=["llama3:8b"]) as server:
         server.url  # http://127.0.0.1:PORT
@@ -294,6 +296,8 @@ class OpenAIServer(ProtocolServer):
         api_key: str | None = None,
         prices: dict[str, tuple[float, float]] | None = None,
         reject_format: bool = False,
+        formats: tuple[str, ...] | None = None,
+        format_status: int = 400,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -301,7 +305,8 @@ class OpenAIServer(ProtocolServer):
         self.prefix = prefix
         self.api_key = api_key
         self.prices = prices or {}
-        self.reject_format = reject_format
+        self.formats = () if reject_format else formats  # None: every response_format type is accepted
+        self.format_status = format_status
 
     @property
     def base_url(self) -> str:
@@ -354,9 +359,12 @@ class OpenAIServer(ProtocolServer):
                 "invalid_request_error",
                 "model_not_found",
             )
-        if self.reject_format and "response_format" in body:
+        kind = (body.get("response_format") or {}).get("type")
+        if kind is not None and self.formats is not None and kind not in self.formats:
             return self.error(
-                400, "response_format of type json_schema is not supported by this server", "invalid_request_error"
+                self.format_status,
+                f"response_format of type {kind} is not supported by this server",
+                "invalid_request_error",
             )
         fault = self.next_fault()
         await self.delay(fault)

@@ -227,8 +227,8 @@ def _apply_rules(
     else:
         findings.append(
             Finding("gguf", "warn", f"GGUF export does not support the {facts.architecture} architecture",
-                    "the adapter and merged-safetensors exports still work; for GGUF pick a llama, qwen2, phi3 or "
-                    "mistral model")
+                    "the adapter and merged-safetensors exports still work; for GGUF pick a model of an architecture "
+                    f"it writes: {', '.join(sorted(GGUF_ARCHITECTURES))}")
         )  # fmt: skip
     return CheckResult(facts.label, tuple(findings), estimates, hw, info)
 

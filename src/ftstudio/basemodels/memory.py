@@ -81,9 +81,11 @@ class ModelShape:
             num_key_value_heads=int(config.get("num_key_value_heads") or heads),
             head_dim=int(config.get("head_dim") or hidden // heads),
             vocab_size=int(config["vocab_size"]),
-            # transformers' own default is True, but the decoder families set it explicitly; missing means untied
-            # in every family we list, and counting the head separately errs on the safe side.
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            tie_word_embeddings=bool(
+                config["tie_word_embeddings"]
+                if "tie_word_embeddings" in config
+                else _tied_by_default(str(config.get("model_type") or architecture or ""))
+            ),
         )
 
     @property
@@ -115,6 +117,18 @@ class ModelShape:
         else:
             pairs = [(h, self._q), (h, self._kv), (h, self._kv), (self._q, h), (h, i), (h, i), (i, h)]
         return self.num_hidden_layers * sum(rank * (n_in + n_out) for n_in, n_out in pairs)
+
+
+def _tied_by_default(model_type: str) -> bool:
+    """What transformers assumes when a config leaves tie_word_embeddings out: its config class's default (SmolLM3's
+    published config omits it and ties; Llama's class does not tie). An unknown type counts the head separately,
+    which errs on the safe side."""
+    try:
+        from transformers import CONFIG_MAPPING
+
+        return bool(CONFIG_MAPPING[model_type]().tie_word_embeddings)
+    except Exception:  # noqa: BLE001 - unknown type, or a config class that cannot be built without arguments
+        return False
 
 
 @dataclass(frozen=True)

@@ -106,14 +106,28 @@ def generate(
         signal.signal(signal.SIGINT, previous)
     emit(summary, json, lambda: _render(summary))
     if summary["status"] != "done":
-        err.print(f"stopped ({summary['stop_reason']}): run `ftstudio generate {name}` again to resume")
-        raise typer.Exit(130 if summary["stop_reason"] == "cancelled" else 1)
+        reason = summary["stop_reason"]
+        why = _STOPPED.get(reason, "").format(dropped=_dropped(summary))
+        err.print(f"stopped ({reason}) after {summary['written']} of {summary['target']} pairs{why}; "
+                  f"`ftstudio generate {name}` resumes the run", markup=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(130 if reason == "cancelled" else 1)
+
+
+_STOPPED = {
+    "exhausted": ": the helper's last replies gave no new pair (dropped: {dropped}); a stronger helper model, "
+    "more documents, or looser filters in [synth] of project.toml may help",
+    "max_cost": ": the next requests could go over --max-cost",
+}
+
+
+def _dropped(s: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none"
 
 
 def _render(s: dict) -> None:
-    dropped = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none"
     out.print(f"Wrote {s['written']} of {s['target']} pairs to {s['data']} (run {s['run']}, {s['seconds']} s)")
-    out.print(f"dropped: {dropped}")
+    out.print(f"dropped: {_dropped(s)}")
+    out.print(f"structured output: {s['structured_output']}")
     out.print(
         f"requests {s['requests']} (retries {s['retries']}, failed {s['failures']}), "
         f"tokens {s['tokens']['in']} in / {s['tokens']['out']} out, cost ${s['cost_usd']:.4f}"

@@ -515,6 +515,7 @@ def generate(
             run.status = "done" if run.written >= run.target else "stopped"
             state.save_run(run)
     summary = run_summary(run)
+    summary["structured_output"] = helper.structured_form or "prompt-only"
     summary["seconds"] = round(time.monotonic() - started, 3)
     summary["data"] = str(project.sft_data)
     return summary

@@ -84,6 +84,7 @@ class _Generator:
         self.rng = random.Random()
         self.dupes = DuplicateIndex(settings.duplicate_threshold)
         self.held_out: set[int] = set()
+        self.all_ids: list[int] | None = None
         kind = "generate" if run.mode == "grounded" else "topic"
         self.template = prompts.load_template(project.dir, kind)
         self.judge_template = prompts.load_template(project.dir, "judge") if settings.judge else None
@@ -205,13 +206,20 @@ class _Generator:
         return records
 
     def passages_for(self, pair: Pair, chunks: list[SourceChunk]) -> list[tuple[int, str]] | None:
-        """The source chunk and distractors (the store's best other matches for the question, held-out chunks
-        excluded) for a "with passages" line, or None when this pair gets none."""
+        """The source chunk and distractors (the store's best other matches for the question, then random chunks;
+        held-out chunks never) for a "with passages" line, or None when this pair gets none."""
         s = self.settings
         if not chunks or self.source is None or not mix.chosen_for_passages(pair.question, s.passages_share):
             return None
         skip = {c.id for c in chunks} | self.held_out
         others = [c for c in self.source.search(pair.question, s.distractors + len(skip)) if c.id not in skip]
+        if len(others) < s.distractors:  # the search found too few: chunks drawn at random (stable per question)
+            if self.all_ids is None:
+                self.all_ids = self.source.ids(None)
+            seen = skip | {c.id for c in others}
+            pool = [i for i in self.all_ids if i not in seen]
+            drawn = random.Random(pair.question).sample(pool, min(len(pool), s.distractors - len(others)))
+            others += self.source.get(tuple(drawn))
         return [(chunks[0].id, chunks[0].text)] + [(c.id, c.text) for c in others[: s.distractors]]
 
     def note_failure(self, error: ProviderError) -> None:

@@ -83,28 +83,30 @@ def _prompt_ids_messages(formatter: Formatter, content: str) -> list[dict[str, s
     return formatter.messages(example)[:-1]
 
 
-def retrieve(project: Project, question: str, k: int) -> list[str]:
-    """The texts of the `k` chunks the knowledge store's search ranks first for `question` (none without a store)."""
+def retrieve(project: Project, question: str, k: int) -> list[tuple[int, str]]:
+    """(id, text) of the `k` chunks the knowledge store's search ranks first for `question` (none without a store)."""
     if not project.knowledge_db.exists():
         return []
     from ftstudio.knowledge.store import KnowledgeStore
 
     with KnowledgeStore.open(project.knowledge_db) as store:
-        return [hit.chunk.text for hit in store.search(question, k)]
+        return [(hit.chunk.id, hit.chunk.text) for hit in store.search(question, k)]
 
 
 def answer_all(
     project: Project, model, formatter: Formatter, items: Sequence[evalset.EvalItem], *, passages: int,
     max_new_tokens: int, progress: ProgressFn | None = None,
-) -> list[dict[str, str]]:  # fmt: skip
-    """The four answers to each item (greedy; the base model is the tuned one with its adapter switched off)."""
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The four answers to each item (greedy; the base model is the tuned one with its adapter switched off), and
+    the ids of the passages the "+passages" answers were given."""
     answers = []
     for n, item in enumerate(items, 1):
         found = retrieve(project, item.question, passages)
-        with_passages = passages_prompt(item.question, found) if found else item.question
+        with_passages = passages_prompt(item.question, [text for _, text in found]) if found else item.question
         plain, rag = (_prompt_ids_messages(formatter, text) for text in (item.question, with_passages))
-        row = {"tuned": generate(model, formatter, plain, max_new_tokens),
-               "tuned_passages": generate(model, formatter, rag, max_new_tokens)}  # fmt: skip
+        row: dict[str, Any] = {"passages": [cid for cid, _ in found],
+                               "tuned": generate(model, formatter, plain, max_new_tokens),
+                               "tuned_passages": generate(model, formatter, rag, max_new_tokens)}  # fmt: skip
         with model.disable_adapter():
             row["base"] = generate(model, formatter, plain, max_new_tokens)
             row["base_passages"] = generate(model, formatter, rag, max_new_tokens)
@@ -170,7 +172,7 @@ def build_card(
             v = verdicts[i * len(CONDITIONS) + j]
             cells[c] = {"answer": row[c], "verdict": v.verdict if v else None, "reason": v.reason if v else None}
         table.append({"id": item.id, "kind": item.kind, "question": item.question, "reference": item.reference,
-                      "answers": cells})  # fmt: skip
+                      "passages": row["passages"], "answers": cells})  # fmt: skip
     overall, splits = summarize(table)
     n_graded = sum(v is not None for v in verdicts)
     status = "graded" if n_graded == len(verdicts) else "partial" if n_graded else "unjudged"

@@ -100,7 +100,7 @@ def train(
         settings = TrainSettings.model_validate(run.info["settings"])
     base_model = resolve_base_model(project, run)
     trust = project.settings().base_model.trust_remote_code
-    examples, left_out = _read_examples(project, settings.only_accepted)
+    examples, left_out = _trainable(project, _read_examples(project), settings.only_accepted)
     # The base-model checks again, with this run's method and sizes: a model that cannot train here fails now,
     # not after minutes of loading.
     check_model(
@@ -347,10 +347,7 @@ def train(
     return result
 
 
-def _read_examples(project: Project, only_accepted: bool):
-    """The examples to train on (review decisions and the eval set applied) and notes on what was left out."""
-    from ftstudio.synth import evalset, review
-
+def _read_examples(project: Project):
     dataset = read_dataset(project.sft_data)
     if dataset.errors:
         listed = "\n  ".join(str(e) for e in dataset.errors[:10])
@@ -360,9 +357,15 @@ def _read_examples(project: Project, only_accepted: bool):
         )
     if not dataset.examples:
         raise BadInput(f"{project.sft_data} has no examples", hint=_NO_DATA_HINT)
-    kept, notes = review.for_training(
-        dataset.examples, only_accepted=only_accepted, eval_questions=evalset.questions_of(project)
-    )
+    return dataset.examples
+
+
+def _trainable(project: Project, examples, only_accepted: bool):
+    """The examples to train on (review decisions and the eval set applied) and notes on what was left out."""
+    from ftstudio.synth import evalset, review
+
+    eval_questions = evalset.questions_of(project)
+    kept, notes = review.for_training(examples, only_accepted=only_accepted, eval_questions=eval_questions)
     if not kept:
         raise BadInput(
             f"{project.sft_data}: no example left to train on ({'; '.join(notes)})",

@@ -6,6 +6,7 @@ Layout (a contract, see DESIGN.md):
       project.toml          settings, never secrets
       knowledge.db          documents, chunks, full-text index
       data/sft_data.jsonl   the training data
+      data/eval_set.jsonl   the frozen evaluation questions (never trained on)
       runs/<run-id>/        one training run
       exports/              adapters, merged models, GGUF files, Modelfiles
 """
@@ -27,7 +28,7 @@ from ftstudio.errors import BadInput, NotFound
 from ftstudio.export.settings import ExportSettings
 from ftstudio.fsutil import atomic_write_text
 from ftstudio.knowledge.settings import KnowledgeSettings
-from ftstudio.synth.settings import SynthSettings
+from ftstudio.synth.settings import EvalSettings, SynthSettings
 from ftstudio.train.settings import TrainSettings
 
 if sys.version_info >= (3, 11):
@@ -51,6 +52,7 @@ class ProjectSettings(BaseModel):
     synth: SynthSettings = Field(default_factory=SynthSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
 
 def resolve_root(root: Path | str | None = None) -> Path:
@@ -104,6 +106,10 @@ class Project:
     @property
     def sft_data(self) -> Path:
         return self.data_dir / "sft_data.jsonl"
+
+    @property
+    def eval_set(self) -> Path:
+        return self.data_dir / "eval_set.jsonl"
 
     @property
     def runs_dir(self) -> Path:

@@ -114,7 +114,7 @@ def test_ollama_host_is_read_like_ollamas_own_client(value, url):
 
 
 def test_registry_holds_the_builtins():
-    assert names() == ["ollama", "openai", "openrouter"]
+    assert names() == ["offline", "ollama", "openai", "openrouter"]
 
 
 def test_ollama_provider_lists_chats_and_names_the_fixes(ollama_server, monkeypatch):
@@ -258,7 +258,7 @@ def test_retry_after_forms_and_backoff_with_jitter():
     from datetime import datetime, timedelta, timezone
     from email.utils import format_datetime
 
-    from ftstudio.synth.generate import BACKOFF_CAP_S, backoff_delay
+    from ftstudio.synth.calls import BACKOFF_CAP_S, backoff_delay
     from ftstudio.synth.providers.base import parse_retry_after
 
     assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None

@@ -105,7 +105,7 @@ def train(
     new_base = base_model
     base_model = resolve_base_model(project, run, new_base)
     trust = project.settings().base_model.trust_remote_code
-    examples = _read_examples(project)
+    examples, left_out = _trainable(project, _read_examples(project), settings.only_accepted)
     # The base-model checks again, with this run's method and sizes: a model that cannot train here fails now,
     # not after minutes of loading.
     checked = check_model(
@@ -143,6 +143,7 @@ def train(
         eval_fraction=settings.eval_fraction,
         seed=settings.seed,
     )
+    data.warnings[:0] = left_out
     for warning in data.warnings:
         report(progress, "preflight", message=warning)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -339,6 +340,11 @@ def train(
             model, formatter, data.eval, data.eval_examples, answers=settings.compare_answers,
             max_new_tokens=settings.max_new_tokens, **eval_kwargs,
         )  # fmt: skip
+        from ftstudio.train.card import at_end_of_training
+
+        card = at_end_of_training(project, run_id, model, formatter, progress)
+        if card is not None:
+            report_data["card"] = card.to_dict()
         (run_dir / "eval.json").write_text(json.dumps(report_data, indent=2, ensure_ascii=False) + "\n")
         info.update(status="completed", finished_at=now_iso(), final_eval_loss=report_data["tuned_eval_loss"])
         write_run_info(run_dir, info)
@@ -362,6 +368,21 @@ def _read_examples(project: Project):
     if not dataset.examples:
         raise BadInput(f"{project.sft_data} has no examples", hint=_NO_DATA_HINT)
     return dataset.examples
+
+
+def _trainable(project: Project, examples, only_accepted: bool):
+    """The examples to train on (review decisions and the eval set applied) and notes on what was left out."""
+    from ftstudio.synth import evalset, review
+
+    eval_questions = evalset.questions_of(project)
+    kept, notes = review.for_training(examples, only_accepted=only_accepted, eval_questions=eval_questions)
+    if not kept:
+        raise BadInput(
+            f"{project.sft_data}: no example left to train on ({'; '.join(notes)})",
+            hint="accept some pairs in review (`ftstudio data NAME --accept LINES`), or set train.only_accepted "
+            "to false",
+        )
+    return kept, notes
 
 
 def _end_ids(base_model: str, tokenizer) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,9 +13,13 @@ import urllib.parse
 
 import pytest
 
-from conftest import free_port
-
 AUTH = "alice:s3cret:with-colon"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, host: str | None = None, body: dict | None = None, cookie: str = ""):

@@ -10,6 +10,7 @@ import typer
 from ftstudio.cli.common import RootOpt, err
 from ftstudio.errors import BadInput
 from ftstudio.project import resolve_root
+from ftstudio.ui.hosts import allowed_hosts
 
 AUTH_ENV = "FTSTUDIO_UI_AUTH"
 
@@ -87,14 +88,14 @@ def ui(
         if login is None:
             err.print(f"warning: listening on {host} with no login (--insecure-no-auth)")
         if not allow_host:
-            err.print(f"note: only requests for {host} or localhost are answered; add --allow-host NAME for the name "
-                      "others use to reach this machine")  # fmt: skip
+            names = ", ".join(allowed_hosts(host, []))
+            err.print(f"note: only requests for {names} are answered; add --allow-host NAME for the name others use "
+                      "to reach this machine")  # fmt: skip
     if example:
         from ftstudio.ui.example import ensure_example
 
         project = ensure_example(workspace, progress=lambda e: err.print(f"example: {e.message}"))
         err.print(f"example project ready: {project.dir}")
     from ftstudio.ui.app import launch
-    from ftstudio.ui.hosts import allowed_hosts
 
     launch(workspace, host, port, auth=login, allowed_hosts=allowed_hosts(host, allow_host or []))

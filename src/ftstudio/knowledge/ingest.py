@@ -4,6 +4,9 @@ One file at a time (the corpus is never held in memory); each file is all or not
 batches of about half a second, so a crash loses at most the last batch's whole files. A file whose content hash
 and chunking settings are unchanged is skipped; a changed one has its chunks replaced. A file that fails is named
 with its reason and the others go on; a path that does not exist is bad input before anything is written.
+
+Hostile input fails by name too: only regular files are read, opened without blocking and within the size cap
+(see safe_read), and a link inside a folder is followed only when it points inside that folder.
 """
 
 from __future__ import annotations

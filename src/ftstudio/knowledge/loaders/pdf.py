@@ -250,7 +250,8 @@ def _has_graphics(page) -> bool:
 def _ocr_page(pdf, index: int) -> str:
     page = pdf[index]
     try:
-        image = page.render(scale=300 / 72).to_pil()
+        # 300 dpi, grey: what Tesseract reads best, at a quarter of the memory of colour.
+        image = page.render(scale=300 / 72, grayscale=True).to_pil()
     finally:
         page.close()
     return clean_text(_CONTROL.sub("", ocr.image_to_text(image)))

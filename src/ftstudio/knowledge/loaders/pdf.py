@@ -8,6 +8,8 @@
   on many pages, as in "2.5. Priorities 11").
 - Contents and index pages (most lines ending in page numbers, dot leaders) are left out and named in the notes;
   the bookmarks are the structure.
+- Footnote marks set smaller after a word ("areas¹" in print, "areas1" in the text layer, which also hid the word
+  from search) are separated: "areas [1]".
 - Bookmarks (the outline) become the heading path, each from where it points on its page, so text above a
   section's heading stays under the section before.
 - Pages with no text layer but images are read by OCR when Tesseract is installed (marked OCR in their location);
@@ -33,6 +35,9 @@ _EDGE_NUMBER = re.compile(r"^(\d{1,4})\s|\s(\d{1,4})$|^(\d{1,4})$")
 _BARE_PAGE_NUMBER = re.compile(r"^(?:\d{1,4}|[ivxlc]{1,6}|- ?\d{1,4} ?-|page \d{1,4}(?: of \d{1,4})?)$", re.I)
 # A line of a contents or index page: an entry ending in page numbers ("Scope . . . . 3", "signaling, 91, 93").
 _REFERENCE_LINE = re.compile(r"(?:\. ?){3,}\s*\d+$|\s\d{1,4}$|,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?(?:,\s*\d{1,4})*$")
+# A word, maybe a closing punctuation mark, then one or two digits: a footnote mark if the digits are set smaller.
+_MARK_CANDIDATE = re.compile(r"([^\W\d_]+)([.,;:)]?)(\d{1,2})(?=\W|$)")
+_MARK_SIZE = 0.8  # a mark's font size is at most this share of the word's
 _LIST_TITLES = {"contents", "table of contents", "index", "inhalt", "inhaltsverzeichnis", "table des matières"}
 EDGE = 2  # lines at the top and at the bottom of a page that may be running headers or footers
 MIN_RUNNING = 3  # a running line is on at least this many pages...
@@ -139,7 +144,7 @@ def _bands(page, textpage, marks: list[tuple[float | None, tuple[str, ...]]]):
     """The page's text in bands from top to bottom: (None, text above the first bookmark), then (path, text) from
     each bookmark that starts on this page down to the next."""
     if not marks:
-        return [(None, _clean(textpage.get_text_bounded()))]
+        return _separate_marks(textpage, [(None, _clean(textpage.get_text_bounded()))])
     width, height = page.get_size()
     bands = []
     top = height
@@ -151,7 +156,35 @@ def _bands(page, textpage, marks: list[tuple[float | None, tuple[str, ...]]]):
             top = y
         heading = mark_path
     bands.append((heading, _clean(textpage.get_text_bounded(0, 0, width, top))))
-    return bands
+    return _separate_marks(textpage, bands)
+
+
+def _separate_marks(textpage, bands):
+    """The bands with footnote marks glued to words ("areas1") separated ("areas [1]"), judged by font size."""
+    if not any(_MARK_CANDIDATE.search(text) for _, text in bands):
+        return bands
+    import pypdfium2.raw as pdfium_c
+
+    full = textpage.get_text_range()  # one character per index, as PDFium's per-character calls count them
+    if len(full) != textpage.count_chars():
+        return bands
+    glued = set()
+    for m in _MARK_CANDIDATE.finditer(full):
+        mark = pdfium_c.FPDFText_GetFontSize(textpage.raw, m.start(3))
+        word = pdfium_c.FPDFText_GetFontSize(textpage.raw, m.end(1) - 1)
+        if 0 < mark <= _MARK_SIZE * word:
+            glued.add(m.group(0))
+    if not glued:
+        return bands
+    pattern = re.compile(
+        r"(?<![^\W\d_])(" + "|".join(map(re.escape, sorted(glued, key=len, reverse=True))) + r")(?!\d)"
+    )
+
+    def separate(m: re.Match) -> str:
+        word, punctuation, digits = _MARK_CANDIDATE.fullmatch(m.group(1)).groups()
+        return f"{word}{punctuation} [{digits}]"
+
+    return [(heading, pattern.sub(separate, text)) for heading, text in bands]
 
 
 def _edges(lines: list[str]) -> list[str]:

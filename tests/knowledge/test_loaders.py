@@ -304,7 +304,8 @@ HANDBOOK_PAGE = """<html><head><title>Chapter 6. APT</title></head><body>
 <p>Each active line is a package source.<a href="#fn1">1</a></p>
 <ul><li><a href="x.html">Prev</a></li><li><a href="/">Up</a></li><li><a href="/">Home</a></li>
 <li><a href="y.html">Next</a></li></ul>
-<h2 id="s2">6.1.1. Syntax<a href="#s2">¶</a></h2><p>Three parts separated by spaces.</p></div>
+<h2 id="s2">6.1.1. Syntax<a href="#s2">¶</a></h2><p>Three parts separated by spaces.</p>
+<p><a href="https://deb.debian.org/debian">https://deb.debian.org/debian</a></p></div>
 <div class="navfooter"><table><tr><td>The Debian Administrator's Handbook</td></tr></table></div>
 </body></html>"""
 
@@ -316,7 +317,7 @@ def test_html_boilerplate_is_left_out_by_structure(tmp_path):
     text = "\n\n".join(s.text for s in doc.sections)
     assert text == (
         "6.1. Filling in the sources.list File\n\nEach active line is a package source.\n\n"
-        "6.1.1. Syntax\n\nThree parts separated by spaces."
+        "6.1.1. Syntax\n\nThree parts separated by spaces.\n\nhttps://deb.debian.org/debian"
     )
     assert doc.sections[-1].heading_path == ("6.1. Filling in the sources.list File", "6.1.1. Syntax")
     assert doc.title == "Chapter 6. APT" and doc.encoding == "utf-8"

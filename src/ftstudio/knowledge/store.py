@@ -519,17 +519,20 @@ class KnowledgeStore:
         MAX_QUERY_TERMS of them and as many as hold at most MAX_SCORED chunks between them (common words carry
         little BM25 weight: words held by more than half the chunks are always left out when rarer ones remain).
         When even the rarest word is in more than MAX_SCORED chunks, the first MAX_SCORED of those are ranked.
-        A query of nothing but such common words looks for chunks holding all of them. Raises BadInput for `k`
-        outside 1..MAX_K.
+        A query of nothing but such common words (no ranking signal) gives the first `k` chunks holding all of them
+        (else any), sorted by their score. Raises BadInput for `k` outside 1..MAX_K.
         """
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise BadInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}", hint="ask for fewer results")
         words, common, bounded = self._query_words(query)
         if not words:
             return []
-        scored = self._top(" AND ".join(words) if common else " OR ".join(words), k, bounded)
-        if not scored and common:
-            scored = self._top(" OR ".join(words), k, bounded)
+        if common:
+            # Words in most chunks carry no BM25 weight (FTS5 clamps it to 1e-6): there is no ranking to find, so
+            # the first k chunks holding all of them (else any) are scored and sorted, not every chunk.
+            scored = self._top(" AND ".join(words), k, k) or self._top(" OR ".join(words), k, k)
+        else:
+            scored = self._top(" OR ".join(words), k, MAX_SCORED if bounded else None)
         # Snippets for the k chunks returned only, highlighting any query word.
         highlight = " OR ".join(words)
         snippets = {
@@ -543,12 +546,13 @@ class KnowledgeStore:
         chunks = {c.id: c for c in self.get_chunks([rowid for rowid, _ in scored])}
         return [SearchHit(chunk=chunks[i], score=float(score), snippet=snippets[i]) for i, score in scored]
 
-    def _top(self, match: str, k: int, bounded: bool) -> list[tuple[int, float]]:
+    def _top(self, match: str, k: int, scored: int | None) -> list[tuple[int, float]]:
+        """The k best (rowid, score) of `match`, ranking every match, or only the first `scored` ones."""
         # bm25() in ORDER BY rather than the table's configured `rank`: the same ranking, measured 30 % faster.
         # The snippet is not asked for here: SQLite would make one for every match before sorting.
         rows = f"SELECT rowid, -bm25(chunks_fts, {_WEIGHTS}) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
-        if bounded:  # score only the first MAX_SCORED matches (the inner LIMIT is applied before any scoring)
-            rows = f"SELECT * FROM ({rows} LIMIT {MAX_SCORED})"
+        if scored is not None:  # the inner LIMIT applies before any scoring
+            rows = f"SELECT * FROM ({rows} LIMIT {int(scored)})"
         return self._db.execute(f"{rows} ORDER BY score DESC, rowid LIMIT ?", (match, k)).fetchall()
 
     def _query_words(self, query: str) -> tuple[list[str], bool, bool]:

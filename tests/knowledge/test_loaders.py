@@ -228,6 +228,10 @@ def test_pdf_hyphens_running_lines_and_contents_pages(tmp_path):
     assert "Fractions . ." not in text and doc.sections[0].page == 2
     assert doc.notes == ["left out 1 contents or index pages (1)"]
     assert len(doc.sections) == 7 and all(s.text.endswith("follows.") for s in doc.sections)
+    # A page of a table whose lines end in numbers is content, not a contents page.
+    ports = ["Well-known ports", "http 80", "ssh 22", "imap 143", "smtp 25", "ntp 123", "dns 53"]
+    table = _load(make_pdf(tmp_path / "ports.pdf", [ports]))
+    assert table.notes == [] and "imap 143" in table.sections[0].text
 
 
 def test_pdf_footnote_marks_are_separated_from_their_words(tmp_path):

@@ -34,7 +34,8 @@ _DIGITS = re.compile(r"\d+")
 _EDGE_NUMBER = re.compile(r"^(\d{1,4})\s|\s(\d{1,4})$|^(\d{1,4})$")
 _BARE_PAGE_NUMBER = re.compile(r"^(?:\d{1,4}|[ivxlc]{1,6}|- ?\d{1,4} ?-|page \d{1,4}(?: of \d{1,4})?)$", re.I)
 # A line of a contents or index page: an entry ending in page numbers ("Scope . . . . 3", "signaling, 91, 93").
-_REFERENCE_LINE = re.compile(r"(?:\. ?){3,}\s*\d+$|\s\d{1,4}$|,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?(?:,\s*\d{1,4})*$")
+_REFERENCE_LINE = re.compile(r"(?:(?:\. ?){3,}\s*|\s|,\s*)(\d{1,4})(?:\s*[-–]\s*\d{1,4})?(?:,\s*\d{1,4})*$")
+_DOT_LEADER = re.compile(r"(?:\. ?){3,}\s*\d+$")
 # A word, maybe a closing punctuation mark, then one or two digits: a footnote mark if the digits are set smaller.
 _MARK_CANDIDATE = re.compile(r"([^\W\d_]+)([.,;:)]?)(\d{1,2})(?=\W|$)")
 _MARK_SIZE = 0.8  # a mark's font size is at most this share of the word's
@@ -257,9 +258,13 @@ def _list_pages(pages, stripped) -> set[int]:
         lines = _page_lines(kept)
         if len(lines) < 3:
             continue
-        references = sum(1 for line in lines if _REFERENCE_LINE.search(line.strip()))
+        numbers = [int(m.group(1)) for line in lines if (m := _REFERENCE_LINE.search(line.strip()))]
         titled = any(line.strip().casefold() in _LIST_TITLES for line in _edges(_page_lines(bands)))
-        if references >= 0.5 * len(lines) or (titled and references >= 0.25 * len(lines)):
+        # Untitled, a contents page still shows itself by dot leaders or by page numbers that only go up (a table
+        # of figures whose lines end in numbers does neither).
+        rising = sum(1 for a, b in zip(numbers, numbers[1:], strict=False) if a <= b) >= 0.8 * (len(numbers) - 1)
+        leaders = sum(1 for line in lines if _DOT_LEADER.search(line)) >= 3
+        if (len(numbers) >= 0.5 * len(lines) and (rising or leaders)) or (titled and len(numbers) >= 0.25 * len(lines)):
             found.add(index)
     return found
 

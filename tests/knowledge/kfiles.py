@@ -4,6 +4,7 @@ DOCX through python-docx, EPUB zips with an OPF spine."""
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -39,7 +40,8 @@ def make_pdf(
     user_password: str | None = None,
     image_only: bool = False,
 ) -> Path:
-    """A PDF with one page per entry, each line of text drawn in Helvetica (a real text layer).
+    """A PDF with one page per entry, each line of text drawn in Helvetica (a real text layer); `^{1}` in a line is a
+    footnote mark (7 pt, raised).
 
     `outline`: bookmarks (title, 0-based page[, the height it points to; default the page's top]); line i of a page
     is drawn with its baseline at 740 - 14 i. `user_password`: encrypt with the standard security handler
@@ -83,7 +85,13 @@ def make_pdf(
         else:
             ops = [b"BT /F1 12 Tf 14 TL 72 740 Td"]
             for line in lines:
-                ops.append(b"(" + _escape(line) + b") Tj T*")
+                # "^{1}" draws a footnote mark: smaller and raised, as print sets it.
+                for i, part in enumerate(re.split(r"\^\{(\d+)\}", line)):
+                    if i % 2:
+                        ops.append(b"/F1 7 Tf 4 Ts (" + part.encode() + b") Tj /F1 12 Tf 0 Ts")
+                    elif part:
+                        ops.append(b"(" + _escape(part) + b") Tj")
+                ops.append(b"T*")
             ops.append(b"ET")
             content = b"\n".join(ops)
         content_num = len(objects) + 1

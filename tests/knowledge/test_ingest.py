@@ -301,3 +301,16 @@ def test_base_model_tokenizer_is_used_when_local(workspace, corpus, tmp_path):
     project.update_settings("base_model", model="nobody/not-cached-model")
     env_report = ingest(project, [corpus])
     assert env_report.token_counter.startswith("estimate") and env_report.counts()["updated"] == 4
+
+
+def test_deep_html_is_never_added_with_text_missing(workspace, tmp_path):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "deep.html").write_text("<body>" + "<div>" * 300 + "<p>Inside.</p>" + "</div>" * 300 + "<p>After.</p>")
+    (folder / "deeper.html").write_text("<body>" + "<div>" * 3000 + "<p>x</p>" + "</div>" * 3000 + "<p>After.</p>")
+    project = Project.create("p", workspace)
+    status = {os.path.basename(d.path): d for d in ingest(project, [folder]).documents}
+    assert status["deep.html"].status == "added"
+    assert status["deeper.html"].status == "failed" and "nested too deeply" in status["deeper.html"].error
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        assert "After." in store.search("after")[0].chunk.text and store.integrity_check() == "ok"

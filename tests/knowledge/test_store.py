@@ -176,7 +176,7 @@ def test_search_is_bounded_for_long_queries_and_k_is_checked(tmp_path):
                 chunks = [NewChunk(" ".join(rng.choices(vocabulary, k=60)), 60) for _ in range(100)]
                 store.replace_document(_doc(f"/{d}.md"), chunks)
         query = " ".join(rng.sample(vocabulary, 2000))
-        words, _ = store._query_words(query)
+        words, _, _ = store._query_words(query)
         assert 0 < len(words) <= MAX_QUERY_TERMS
         started = time.perf_counter()
         hits = store.search(query, k=10)

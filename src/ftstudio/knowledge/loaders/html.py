@@ -220,13 +220,16 @@ def _names(el) -> list[str]:
     return ((el.get("class") or "") + " " + (el.get("id") or "")).split()
 
 
-def _link_only(el) -> bool:
-    """A short block whose words are all link text or navigation words ("Prev", "Up", "Home", "Next")."""
+def _link_only(el, tag: str) -> bool:
+    """A short block of navigation: its words are all navigation words ("Prev", "Up", "Home", "Next"), or it is a
+    short list or table of nothing but links. (A paragraph that is one link, such as a URL, is content.)"""
     words = _WORDS.findall(" ".join(el.itertext()).lower())  # text nodes apart: <li>Prev</li><li>Next</li>
     if not words or len(words) > 12:
         return not words and el.find(".//a") is not None  # links with images only (arrows)
+    if all(w in _NAV_WORDS for w in words):
+        return True
     linked = " ".join(" ".join(a.itertext()) for a in el.iter("a")).lower()
-    return all(w in _NAV_WORDS for w in words) or (bool(linked) and _WORDS.findall(linked) == words)
+    return tag not in ("p", "div") and bool(linked) and _WORDS.findall(linked) == words
 
 
 def _skipped(el, tag: str, chrome_ok: bool, boilerplate: bool) -> bool:
@@ -248,7 +251,7 @@ def _skipped(el, tag: str, chrome_ok: bool, boilerplate: bool) -> bool:
         return _is_permalink(el)
     if any(_BOILER_NAME.match(n) and not (chrome_ok and n.lower() in _CHROME) for n in _names(el)):
         return True
-    return tag in ("ul", "ol", "p", "div", "table", "dl") and _link_only(el)
+    return tag in ("ul", "ol", "p", "div", "table", "dl") and _link_only(el, tag)
 
 
 def load(path: Path, data: bytes) -> LoadedDocument:

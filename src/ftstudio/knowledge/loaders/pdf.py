@@ -8,6 +8,8 @@
   on many pages, as in "2.5. Priorities 11").
 - Contents and index pages (most lines ending in page numbers, dot leaders) are left out and named in the notes;
   the bookmarks are the structure.
+- Footnote marks set smaller after a word ("areas¹" in print, "areas1" in the text layer, which also hid the word
+  from search) are separated: "areas [1]".
 - Bookmarks (the outline) become the heading path, each from where it points on its page, so text above a
   section's heading stays under the section before.
 - Pages with no text layer but images are read by OCR when Tesseract is installed (marked OCR in their location);
@@ -32,7 +34,11 @@ _DIGITS = re.compile(r"\d+")
 _EDGE_NUMBER = re.compile(r"^(\d{1,4})\s|\s(\d{1,4})$|^(\d{1,4})$")
 _BARE_PAGE_NUMBER = re.compile(r"^(?:\d{1,4}|[ivxlc]{1,6}|- ?\d{1,4} ?-|page \d{1,4}(?: of \d{1,4})?)$", re.I)
 # A line of a contents or index page: an entry ending in page numbers ("Scope . . . . 3", "signaling, 91, 93").
-_REFERENCE_LINE = re.compile(r"(?:\. ?){3,}\s*\d+$|\s\d{1,4}$|,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?(?:,\s*\d{1,4})*$")
+_REFERENCE_LINE = re.compile(r"(?:(?:\. ?){3,}\s*|\s|,\s*)(\d{1,4})(?:\s*[-–]\s*\d{1,4})?(?:,\s*\d{1,4})*$")
+_DOT_LEADER = re.compile(r"(?:\. ?){3,}\s*\d+$")
+# A word, maybe a closing punctuation mark, then one or two digits: a footnote mark if the digits are set smaller.
+_MARK_CANDIDATE = re.compile(r"([^\W\d_]+)([.,;:)]?)(\d{1,2})(?=\W|$)")
+_MARK_SIZE = 0.8  # a mark's font size is at most this share of the word's
 _LIST_TITLES = {"contents", "table of contents", "index", "inhalt", "inhaltsverzeichnis", "table des matières"}
 EDGE = 2  # lines at the top and at the bottom of a page that may be running headers or footers
 MIN_RUNNING = 3  # a running line is on at least this many pages...
@@ -139,7 +145,7 @@ def _bands(page, textpage, marks: list[tuple[float | None, tuple[str, ...]]]):
     """The page's text in bands from top to bottom: (None, text above the first bookmark), then (path, text) from
     each bookmark that starts on this page down to the next."""
     if not marks:
-        return [(None, _clean(textpage.get_text_bounded()))]
+        return _separate_marks(textpage, [(None, _clean(textpage.get_text_bounded()))])
     width, height = page.get_size()
     bands = []
     top = height
@@ -151,7 +157,35 @@ def _bands(page, textpage, marks: list[tuple[float | None, tuple[str, ...]]]):
             top = y
         heading = mark_path
     bands.append((heading, _clean(textpage.get_text_bounded(0, 0, width, top))))
-    return bands
+    return _separate_marks(textpage, bands)
+
+
+def _separate_marks(textpage, bands):
+    """The bands with footnote marks glued to words ("areas1") separated ("areas [1]"), judged by font size."""
+    if not any(_MARK_CANDIDATE.search(text) for _, text in bands):
+        return bands
+    import pypdfium2.raw as pdfium_c
+
+    full = textpage.get_text_range()  # one character per index, as PDFium's per-character calls count them
+    if len(full) != textpage.count_chars():
+        return bands
+    glued = set()
+    for m in _MARK_CANDIDATE.finditer(full):
+        mark = pdfium_c.FPDFText_GetFontSize(textpage.raw, m.start(3))
+        word = pdfium_c.FPDFText_GetFontSize(textpage.raw, m.end(1) - 1)
+        if 0 < mark <= _MARK_SIZE * word:
+            glued.add(m.group(0))
+    if not glued:
+        return bands
+    pattern = re.compile(
+        r"(?<![^\W\d_])(" + "|".join(map(re.escape, sorted(glued, key=len, reverse=True))) + r")(?!\d)"
+    )
+
+    def separate(m: re.Match) -> str:
+        word, punctuation, digits = _MARK_CANDIDATE.fullmatch(m.group(1)).groups()
+        return f"{word}{punctuation} [{digits}]"
+
+    return [(heading, pattern.sub(separate, text)) for heading, text in bands]
 
 
 def _edges(lines: list[str]) -> list[str]:
@@ -224,9 +258,13 @@ def _list_pages(pages, stripped) -> set[int]:
         lines = _page_lines(kept)
         if len(lines) < 3:
             continue
-        references = sum(1 for line in lines if _REFERENCE_LINE.search(line.strip()))
+        numbers = [int(m.group(1)) for line in lines if (m := _REFERENCE_LINE.search(line.strip()))]
         titled = any(line.strip().casefold() in _LIST_TITLES for line in _edges(_page_lines(bands)))
-        if references >= 0.5 * len(lines) or (titled and references >= 0.25 * len(lines)):
+        # Untitled, a contents page still shows itself by dot leaders or by page numbers that only go up (a table
+        # of figures whose lines end in numbers does neither).
+        rising = sum(1 for a, b in zip(numbers, numbers[1:], strict=False) if a <= b) >= 0.8 * (len(numbers) - 1)
+        leaders = sum(1 for line in lines if _DOT_LEADER.search(line)) >= 3
+        if (len(numbers) >= 0.5 * len(lines) and (rising or leaders)) or (titled and len(numbers) >= 0.25 * len(lines)):
             found.add(index)
     return found
 
@@ -250,7 +288,8 @@ def _has_graphics(page) -> bool:
 def _ocr_page(pdf, index: int) -> str:
     page = pdf[index]
     try:
-        image = page.render(scale=300 / 72).to_pil()
+        # 300 dpi, grey: what Tesseract reads best, at a quarter of the memory of colour.
+        image = page.render(scale=300 / 72, grayscale=True).to_pil()
     finally:
         page.close()
     return clean_text(_CONTROL.sub("", ocr.image_to_text(image)))

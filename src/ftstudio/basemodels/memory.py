@@ -100,12 +100,14 @@ class ModelShape:
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     def parameters(self) -> int:
-        """Every parameter: embeddings, head, attention, MLP, norms (and Qwen2's q/k/v biases)."""
+        """Every parameter: embeddings, head, attention, MLP, norms (OLMo 2's q/k norms, Qwen2's q/k/v biases)."""
         h, i = self.hidden_size, self.intermediate_size
         attention = h * self._q + 2 * h * self._kv + self._q * h
         if self.architecture == "qwen2":
             attention += self._q + 2 * self._kv
         norms = 4 * h if self.architecture == "gemma2" else 2 * h
+        if self.architecture == "olmo2":  # beside its two post-norms, full-width norms on q and k
+            norms += self._q + self._kv
         per_layer = attention + 3 * h * i + norms
         return self.embedding_parameters() + self.num_hidden_layers * per_layer + h
 

@@ -102,23 +102,6 @@ def _make_eval(project, questions: int, fresh: bool, max_cost: float | None, jso
         err.print(f"warning: {warning}", markup=False)
 
 
-def parse_lines(spec: str) -> list[int]:
-    """Line numbers from "3,5-7"; BadInput naming the part that is not one."""
-    from ftstudio.errors import BadInput
-
-    lines: list[int] = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        low, _, high = part.partition("-")
-        try:
-            a, b = int(low), int(high or low)
-        except ValueError:
-            raise BadInput(f"{part!r} is not a line number or range", hint="write lines like 3,5-7") from None
-        if a < 1 or b < a:
-            raise BadInput(f"{part!r} is not a line range", hint="lines count from 1; write ranges low-high")
-        lines += range(a, b + 1)
-    return lines
-
-
 def _review(project, accept, reject, edit, question, answer, json_mode: bool) -> None:
     from ftstudio.dataset import read_dataset
     from ftstudio.errors import BadInput
@@ -132,7 +115,7 @@ def _review(project, accept, reject, edit, question, answer, json_mode: bool) ->
         changed += 1
     for spec, decision in ((accept, "accepted"), (reject, "rejected")):
         if spec:
-            changed += review.decide(project, parse_lines(spec), decision)
+            changed += review.decide(project, review.parse_lines(spec), decision)
     counts = review.counts(read_dataset(project.sft_data).examples)
     shown = ", ".join(f"{k} {v}" for k, v in counts.items())
     emit({"changed": changed, "review": counts}, json_mode, lambda: out.print(f"{changed} line(s) changed; {shown}"))

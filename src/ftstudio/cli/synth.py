@@ -63,15 +63,26 @@ def generate(
     pairs_per_chunk: Annotated[int | None, typer.Option("--per-chunk", help=_help("pairs_per_chunk"))] = None,  # noqa: UP007
     max_cost: Annotated[float | None, typer.Option("--max-cost", help="Stop before spending more USD.")] = None,  # noqa: UP007
     judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help=_help("judge"))] = None,  # noqa: UP007
+    question_types: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option(help=_help("question_types") + " Comma-separated: fact,explanation,procedure,comparison,numeric."),
+    ] = None,
+    paraphrases: Annotated[int | None, typer.Option(help=_help("paraphrases"))] = None,  # noqa: UP007
+    followups: Annotated[bool | None, typer.Option("--followups/--no-followups", help=_help("followups"))] = None,  # noqa: UP007
+    passages_share: Annotated[float | None, typer.Option(help=_help("passages_share"))] = None,  # noqa: UP007
+    distractors: Annotated[int | None, typer.Option(help=_help("distractors"))] = None,  # noqa: UP007
+    audience: Annotated[str | None, typer.Option(help=_help("audience"))] = None,  # noqa: UP007
+    style: Annotated[str | None, typer.Option(help=_help("style"))] = None,  # noqa: UP007
     fresh: Annotated[bool, typer.Option("--fresh", help="Close an unfinished run instead of resuming it.")] = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
 
-    --provider, --model, --base-url, --concurrency, --per-chunk and --judge are saved in project.toml for the next
-    run once this one got going (a refused run saves nothing); API keys come from the environment
-    (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
+    Every setting given here (--provider, --model, --base-url, --concurrency, --per-chunk, --judge and the training
+    mix: --question-types, --paraphrases, --followups, --passages-share, --distractors, --audience, --style) is saved
+    in project.toml for the next run once this one got going (a refused run saves nothing); API keys come from the
+    environment (OPENROUTER_API_KEY, OPENAI_API_KEY) and are never saved.
     """
     from pydantic import ValidationError
 
@@ -82,7 +93,9 @@ def generate(
     project = Project.open(name, root)
     changes = {
         "provider": provider, "model": model, "base_url": base_url, "concurrency": concurrency,
-        "pairs_per_chunk": pairs_per_chunk, "judge": judge,
+        "pairs_per_chunk": pairs_per_chunk, "judge": judge, "paraphrases": paraphrases, "followups": followups,
+        "passages_share": passages_share, "distractors": distractors, "audience": audience, "style": style,
+        "question_types": [t.strip() for t in question_types.split(",") if t.strip()] if question_types else None,
     }  # fmt: skip
     given = {k: v for k, v in changes.items() if v is not None}
     current = project.settings()

@@ -36,6 +36,9 @@ def train(
     rank: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "rank"))] = None,
     seed: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "seed"))] = None,
     save_every: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "save_every"))] = None,
+    only_accepted: Annotated[
+        bool | None, typer.Option("--only-accepted/--all-pairs", help=setting_help(TrainSettings, "only_accepted"))
+    ] = None,
     resume: Annotated[str | None, typer.Option(help="Continue run RUN from its last checkpoint.")] = None,
     probe_only: Annotated[
         bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
@@ -93,7 +96,7 @@ def chat(
 
 
 _SETTING_OPTIONS = {"method", "backend", "epochs", "max_steps", "learning_rate", "batch_size", "max_seq_length",
-                    "rank", "seed", "save_every"}  # fmt: skip
+                    "rank", "seed", "save_every", "only_accepted"}  # fmt: skip
 
 
 def _stop_on_ctrl_c(cancel: threading.Event) -> None:
@@ -145,6 +148,10 @@ def _print_result(result, name: str) -> None:
     if result.eval:
         e = result.eval
         out.print(f"held-out loss: base {e['base_eval_loss']} → tuned {e['tuned_eval_loss']}")
+        if e.get("card"):
+            from ftstudio.cli.evaluate import print_card
+
+            print_card(e["card"])
         for a in e["answers"]:
             out.print(f"\nQ (line {a['line']}): {a['prompt']}\n  reference: {a['reference']}\n"
                       f"  base:      {a['base']}\n  tuned:     {a['tuned']}", markup=False)  # fmt: skip

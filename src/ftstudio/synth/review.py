@@ -36,6 +36,23 @@ def counts(examples: Iterable[Example]) -> dict[str, int]:
     return found
 
 
+def parse_lines(spec: str) -> list[int]:
+    """Line numbers from "3,5-7"; BadInput naming the part that is not one."""
+    lines: list[int] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        low, _, high = part.partition("-")
+        try:
+            a, b = int(low), int(high or low)
+        except ValueError:
+            raise BadInput(f"{part!r} is not a line number or range", hint="write lines like 3,5-7") from None
+        if a < 1 or b < a:
+            raise BadInput(f"{part!r} is not a line range", hint="lines count from 1; write ranges low-high")
+        lines += range(a, b + 1)
+    if not lines:
+        raise BadInput("no line numbers given", hint="write lines like 3,5-7")
+    return lines
+
+
 def _records(project: Project, lines: Sequence[int]) -> dict[int, dict[str, Any]]:
     if not project.sft_data.is_file():
         raise NotFound(f"no training data at {project.sft_data}", hint="generate or import data first")

@@ -1,5 +1,6 @@
-"""The offline example project: a short guide to sourdough bread, 34 question-answer pairs about it, and a tiny
-local base model, so that a first-time user can click through every tab without a download (`ftstudio ui --example`).
+"""The offline example project: a short guide to sourdough bread, 34 question-answer pairs about it, a tiny local
+base model and the offline rule-based helper, so that a first-time user can click through every tab, make an eval
+set, train and read the report card without a download or a helper model (`ftstudio ui --example`).
 
 Each part is made only when missing, so running it again is cheap and never undoes the user's own changes.
 """
@@ -35,7 +36,8 @@ def ensure_example(root: Path | str, progress: ProgressFn | None = None) -> Proj
     """Create (or complete) the `example` project under `root` and return it.
 
     Copies examples/*.md into uploads/ and ingests them, copies examples/sft_data.jsonl to data/, builds a tiny
-    Llama-style model inside the project and selects it as the base model.
+    Llama-style model inside the project and selects it as the base model, and picks the offline helper when no
+    helper model is set.
     """
     source = examples_dir()
     try:
@@ -57,6 +59,13 @@ def ensure_example(root: Path | str, progress: ProgressFn | None = None) -> Proj
         build_tiny_model(model_dir, "llama")
     if not project.settings().base_model.model:
         project.update_settings("base_model", model=str(model_dir))
+    if not project.settings().synth.model:
+        from ftstudio.synth.providers.offline import MODEL
+
+        project.update_settings("synth", provider="offline", model=MODEL)
+        # The tiny model writes noise and rarely stops: short answers keep the comparison and the card quick.
+        project.update_settings("train", max_new_tokens=24)
+        project.update_settings("eval", max_new_tokens=24)
 
     documents = sorted(source.glob("*.md"))
     if documents and not project.knowledge_db.exists():

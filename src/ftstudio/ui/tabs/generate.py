@@ -1,5 +1,7 @@
 """Tab 3, Generate: a helper model (Ollama, OpenRouter, any OpenAI-compatible server) writes question-answer pairs
-grounded in the knowledge store, as a background job of `ftstudio generate`; the data can be previewed, edited,
+grounded in the knowledge store, as a background job of `ftstudio generate`, with the training mix (question types,
+paraphrases, follow-ups, "with passages" pairs) from the synth settings; the frozen eval set is made here too
+(`ftstudio data NAME --make-eval N`). The data can be previewed, reviewed (accept, edit, reject: provenance kept),
 replaced by an uploaded JSONL, and downloaded.
 
 The API key is a password field: it reaches the job through the subprocess's environment only.
@@ -15,6 +17,7 @@ import gradio as gr
 from ftstudio.dataset import iter_lines, read_dataset, rewrite_lines
 from ftstudio.errors import FtError
 from ftstudio.jobs import cli_line
+from ftstudio.synth import evalset, review
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.ui.common import (
     JobPanel,
@@ -35,12 +38,14 @@ from ftstudio.ui.common import (
 CONNECTION = ("provider", "base_url", "model")
 MAIN_FIELDS = ("concurrency", "pairs_per_chunk", "temperature")
 RUN_OPTIONS = ("pairs", "topic", "max_cost")  # options of the command itself, not project settings
-DATA_COLUMNS = ["line", "question", "answer"]
+DATA_COLUMNS = ["line", "question", "answer", "review", "kind"]
 KEY_ENVS = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def _simple(name: str) -> bool:
     annotation, _ = unwrap(SynthSettings.model_fields[name].annotation)
+    if typing.get_origin(annotation) is list:  # a set of choices: a checkbox group
+        return typing.get_origin(typing.get_args(annotation)[0]) is typing.Literal
     return annotation in (int, float, bool, str) or typing.get_origin(annotation) is typing.Literal
 
 
@@ -83,9 +88,9 @@ def data_rows(project, limit: int = 500) -> list[list]:
     rows = []
     for number, item in iter_lines(project.sft_data):
         if hasattr(item, "messages"):
-            rows.append([number, item.prompt, item.answer])
+            rows.append([number, item.prompt, item.answer, review.status(item.meta), item.meta.get("kind", "pair")])
         else:
-            rows.append([number, f"⚠ {item.message}", ""])
+            rows.append([number, f"⚠ {item.message}", "", "", ""])
         if len(rows) >= limit:
             break
     return rows
@@ -97,9 +102,23 @@ def data_summary(project) -> str:
     except FtError:
         return "No training data yet: generate some, or upload your own JSONL."
     bad = "".join(f"\n- {e}" for e in data.errors[:10])
-    return f"**{len(data.examples)} examples** in `data/sft_data.jsonl`" + (
+    counts = review.counts(data.examples)
+    reviewed = f" · review: {counts['accepted']} accepted, {counts['rejected']} rejected, {counts['pending']} pending"
+    return f"**{len(data.examples)} examples** in `data/sft_data.jsonl`{reviewed}" + (
         f", {len(data.errors)} bad lines:{bad}" if data.errors else ""
     )
+
+
+def eval_summary(project) -> str:
+    """The eval set's size, kinds and version, or how to make one."""
+    try:
+        frozen = evalset.load(project)
+    except FtError as exc:
+        return f"⚠ {describe(exc)}"
+    if frozen is None:
+        return "No eval set yet. Make one before training, so every run's report card uses the same questions."
+    kinds = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in frozen.counts().items())
+    return f"**{len(frozen.items)} eval questions** ({kinds}) in `data/eval_set.jsonl`, version `{frozen.version}`"
 
 
 def build(ctx) -> None:
@@ -138,13 +157,31 @@ def build(ctx) -> None:
     started = gr.Markdown()
     panel = JobPanel(registry, "generate")
 
+    gr.Markdown("### Eval set (frozen, never trained on)")
+    eval_note = gr.Markdown(elem_id="eval-set-summary")
+    with gr.Row():
+        eval_count = gr.Number(label="Eval questions", value=40, precision=0, minimum=1, elem_id="eval-count",
+                               info="How many the helper writes (ftstudio data NAME --make-eval N)")  # fmt: skip
+        eval_fresh = gr.Checkbox(label="Replace the existing set", value=False,
+                                 info="Report cards of earlier runs are then not comparable")  # fmt: skip
+        make_eval = gr.Button("Make eval set")
+    eval_started = gr.Markdown()
+    eval_panel = JobPanel(registry, "data")
+
     gr.Markdown("### Training data")
     summary = gr.Markdown(elem_id="data-summary")
     table = gr.Dataframe(
-        headers=DATA_COLUMNS, label="Preview (edit a cell, then save)", interactive=True, wrap=True, max_height=400
+        headers=DATA_COLUMNS,
+        label="Preview and review (edit a question or answer, then save: it counts as accepted, provenance kept)",
+        interactive=True,
+        wrap=True,
+        max_height=400,
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")
+        review_lines = gr.Textbox(label="Lines to review", placeholder="1,4-9", elem_id="review-lines")
+        accept = gr.Button("Accept")
+        reject = gr.Button("Reject", variant="stop")
         delete_line = gr.Number(label="Line to delete", precision=0, value=None)
         delete = gr.Button("Delete line", variant="stop")
     edited = gr.Markdown()
@@ -179,7 +216,7 @@ def build(ctx) -> None:
 
     def load(project_name):
         if not project_name:
-            return [gr.update()] * (len(inputs) + 6)
+            return [gr.update()] * (len(inputs) + 7)
         project = open_project(root, project_name)
         current = project.settings().synth
         return shown_values(SynthSettings, current, names) + [
@@ -189,6 +226,7 @@ def build(ctx) -> None:
             data_summary(project),
             data_rows(project),
             str(project.sft_data) if project.sft_data.exists() else None,
+            eval_summary(project),
         ]
 
     def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
@@ -207,6 +245,19 @@ def build(ctx) -> None:
         args = _connection(project_name, settings.provider, settings.base_url, settings.model, chosen, opts)
         return start_job(registry, project_name, "generate", args, env=env)
 
+    def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *rest_values):
+        project = open_project(root, project_name)
+        values = dict(zip(names, rest_values[: len(names)], strict=True))
+        connection = {"provider": provider_name, "base_url": url, "model": model_name}
+        save_section(project, "synth", SynthSettings, {**values, **connection})  # the helper the job reads
+        env = {}
+        if key and (variable := key_env(provider_name)) is not None:
+            env[variable] = key
+        if not count or int(count) < 1:
+            return "⚠ Not started: give the number of eval questions."
+        args = [project_name, "--make-eval", str(int(count))] + (["--fresh"] if fresh else [])
+        return start_job(registry, project_name, "data", args, env=env)
+
     def _guard(project_name) -> str | None:
         active = registry.active(project_name, "generate")
         return f"⚠ Generation job {active.id} is writing the data; stop it first." if active else None
@@ -222,14 +273,25 @@ def build(ctx) -> None:
             before = current.get(number)
             if before is None or (before[1] == question and before[2] == answer) or question.startswith("⚠"):
                 continue
-            changes[number] = {"instruction": question, "output": answer}
+            changes[number] = (question, answer)
         if not changes:
             return "No edits to save.", gr.update(), gr.update()
         try:
-            rewrite_lines(project.sft_data, changes)
+            for number, (question, answer) in changes.items():
+                review.edit(project, number, question, answer)  # keeps the line's meta (its provenance)
         except FtError as exc:
             return describe(exc), gr.update(), gr.update()
         return f"Saved {len(changes)} edited lines.", data_summary(project), data_rows(project)
+
+    def do_review(project_name, spec, decision):
+        project = open_project(root, project_name)
+        if (blocked := _guard(project_name)) is not None:
+            return blocked, gr.update(), gr.update()
+        try:
+            changed = review.decide(project, review.parse_lines(spec or ""), decision)
+        except FtError as exc:
+            return describe(exc), gr.update(), gr.update()
+        return f"{decision.capitalize()} {changed} line(s).", data_summary(project), data_rows(project)
 
     def do_delete(project_name, number):
         project = open_project(root, project_name)
@@ -270,7 +332,7 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, provider, base_url, model, *inputs, *opt_inputs]
     for comp in (ctx.project, provider, base_url, model, *inputs, *opt_inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    outputs = [*inputs, provider, base_url, model, summary, table, download]
+    outputs = [*inputs, provider, base_url, model, summary, table, download, eval_note]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
     refresh.click(refresh_models, [provider, base_url, api_key], [model, listed], api_name="helper_models")
@@ -285,7 +347,18 @@ def build(ctx) -> None:
         # Results only: the settings and connection the user may be editing stay as they are.
         return load(project_name)[len(inputs) + 3 :]
 
-    panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download])
+    panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
+    eval_panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
+    make_eval.click(
+        run_make_eval,
+        [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh, *inputs],
+        [eval_started],
+        api_name="make_eval_set",
+    )
+    accept.click(lambda p, s: do_review(p, s, "accepted"), [ctx.project, review_lines], [edited, summary, table],
+                 api_name="accept_lines")  # fmt: skip
+    reject.click(lambda p, s: do_review(p, s, "rejected"), [ctx.project, review_lines], [edited, summary, table],
+                 api_name="reject_lines")  # fmt: skip
     save_edits.click(do_save_edits, [ctx.project, table], [edited, summary, table], api_name="save_data_edits")
     delete.click(do_delete, [ctx.project, delete_line], [edited, summary, table], api_name="delete_data_line")
     upload.upload(do_upload, [ctx.project, upload], [edited, summary, table, download], api_name="upload_data")

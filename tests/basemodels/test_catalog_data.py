@@ -35,7 +35,7 @@ def counted_on_meta_device(config: dict) -> int:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    fields = {k: v for k, v in config.items() if k not in ("model_type", "auto_map")}  # transformers' own classes
+    fields = {k: v for k, v in config.items() if k != "model_type"}
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(config["model_type"], **fields))
     return sum(p.numel() for p in model.parameters())

@@ -68,9 +68,10 @@ def test_system_prompt_folds_into_the_first_turn_when_the_template_rejects_it(ti
     text = mistral.render(mistral.messages(CONVERSATION))
     assert text.startswith("<s>[INST] Answer briefly.\n\nWhat is 3/4")
     llama = formatter_for(tiny_model, "llama", system="Answer briefly.")
-    assert "<|start_header_id|>system<|end_header_id|>\n\nAnswer briefly.<|eot_id|>" in llama.render(
-        llama.messages(CONVERSATION)
-    )
+    rendered = llama.render(llama.messages(CONVERSATION))
+    # Llama 3.2's system turn: its dated header, then the system text.
+    assert rendered.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge")
+    assert "\n\nAnswer briefly.<|eot_id|><|start_header_id|>user" in rendered
     # The system prompt is never trained on.
     assert all("briefly" not in run for run in trained_runs(llama.encode(CONVERSATION), llama.tokenizer))
 

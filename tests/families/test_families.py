@@ -34,7 +34,8 @@ SYSTEM = {"role": "system", "content": "You are a patient maths tutor."}
 U1 = {"role": "user", "content": "What is 25 × 4? Don't guess: 12345, naïve café 🙂"}
 A1 = {"role": "assistant", "content": "It is 100.\n\n- first\n- second\n\n" + LONG}
 U2 = {"role": "user", "content": 'And "3/4 + 1/2" — {{ braces }}?'}
-CHAT = [U1, A1, U2]
+# With a system turn: templates that write a long default one otherwise (SmolLM3's) keep the prompt short.
+CHAT = [SYSTEM, U1, A1, U2]
 
 
 def _hf_messages(name: str, messages: list[dict]) -> list[dict]:

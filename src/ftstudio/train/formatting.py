@@ -93,7 +93,8 @@ class Formatter:
             through = self.render(messages[: i + 1])
             start = len(before) if full.startswith(before) else _common_prefix(before, full)
             end = _common_prefix(through, full)
-            if not any(e in full[start:end] for e in self._end_texts()):
+            content = message["content"].strip()
+            if not any(e in full[start:end] for e in self._end_texts()) and content and full.startswith(content, start):
                 # The template renders a turn differently once later turns follow (Qwen 3 drops the empty think
                 # block of earlier answers): the turn then ends at its end-of-turn token in the full text.
                 end = self._turn_end(full, start) or end

@@ -100,14 +100,15 @@ class ModelShape:
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     def parameters(self) -> int:
-        """Every parameter: embeddings, head, attention, MLP, norms (OLMo 2's q/k norms, Qwen2's q/k/v biases)."""
+        """Every parameter: embeddings, head, attention, MLP, norms and biases (as the model's family has them)."""
+        from ftstudio.families import for_config
+
         h, i = self.hidden_size, self.intermediate_size
+        family = for_config({"model_type": self.architecture})
         attention = h * self._q + 2 * h * self._kv + self._q * h
-        if self.architecture == "qwen2":
+        if family and family.qkv_bias:
             attention += self._q + 2 * self._kv
-        norms = 4 * h if self.architecture == "gemma2" else 2 * h
-        if self.architecture == "olmo2":  # beside its two post-norms, full-width norms on q and k
-            norms += self._q + self._kv
+        norms = family.layer_norm_parameters(h, self._q, self._kv, self.head_dim) if family else 2 * h
         per_layer = attention + 3 * h * i + norms
         return self.embedding_parameters() + self.num_hidden_layers * per_layer + h
 

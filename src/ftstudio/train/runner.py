@@ -386,8 +386,11 @@ def _trainable(project: Project, examples, only_accepted: bool):
 
 
 def _end_ids(base_model: str, tokenizer) -> list[int]:
-    """The model's end-of-turn ids: generation_config's eos ids (Llama 3's <|eot_id|>, Phi-3's <|end|>) and eos."""
+    """The model's end-of-turn ids: generation_config's eos ids, and every family's end-of-turn token the vocabulary
+    has (Llama 3's <|eot_id|>, ChatML's <|im_end|>, Phi-3's <|end|>, Gemma's <end_of_turn>…)."""
     from transformers import GenerationConfig
+
+    from ftstudio.families import end_of_turn_tokens
 
     ids = []
     try:
@@ -395,7 +398,7 @@ def _end_ids(base_model: str, tokenizer) -> list[int]:
         ids += eos if isinstance(eos, list) else [eos] if eos is not None else []
     except OSError:
         pass
-    for token in ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>"):
+    for token in end_of_turn_tokens():
         tid = tokenizer.convert_tokens_to_ids(token)
         if isinstance(tid, int) and tid != tokenizer.unk_token_id and token in tokenizer.get_vocab():
             ids.append(tid)

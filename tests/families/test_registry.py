@@ -17,7 +17,7 @@ DATA = Path(__file__).parent.parent / "data" / "families"
 # Kit template file → the test-data folder holding the published copy (mistral's and phi4-mini's are ftstudio's own:
 # no published copy could be read from an allowed source).
 PUBLISHED = {"llama3.jinja": "llama3", "qwen3.jinja": "qwen3", "smollm3.jinja": "smollm3", "gemma2.jinja": "gemma2",
-             "gemma3.jinja": "gemma3", "granite.jinja": "granite", "phi3.jinja": "phi3", "olmo2.jinja": "olmo2"}  # fmt: skip
+             "gemma3.jinja": "gemma3", "granite.jinja": "granite", "phi3.jinja": "phi3", "olmo2.jinja": "olmo2"}
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

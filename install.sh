@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install ftstudio into .venv in this checkout (created when missing, reused when present).
 #   ./install.sh        the studio and the CLI
-#   ./install.sh dev    also the test tools, llama-cpp-python (built from source, ~3 min once) and, through apt,
-#                       Chromium and Go for the browser and Modelfile-template tests
+#   ./install.sh dev    also the test tools, llama-cpp-python and its server (built from source, ~3 min once) and,
+#                       through apt, Chromium and Go for the browser and Modelfile-template tests, and Debian's
+#                       documentation packages, pandoc and Tesseract for the real-document knowledge tests
+#                       (tests/knowledge/corpus.py)
 #   ./install.sh gpu    also Unsloth and bitsandbytes (CUDA machines)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,9 +21,14 @@ fi
 case "$extra" in
   "") "${pip[@]}" -e . ;;
   dev)
-    if command -v apt-get >/dev/null 2>&1 && { ! command -v chromium >/dev/null || ! command -v go >/dev/null; }; then
+    apt_packages=(
+      chromium golang-go
+      debian-policy developers-reference debian-faq debian-reference-en maint-guide debian-handbook live-manual-epub
+      pandoc tesseract-ocr tesseract-ocr-eng ed psmisc groff-base make git
+    )
+    if command -v apt-get >/dev/null 2>&1 && ! dpkg -s "${apt_packages[@]}" >/dev/null 2>&1; then
       sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-      $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium golang-go >/dev/null
+      $sudo apt-get update -qq && $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
     fi
     # llama.cpp builds for any x86-64 CPU, not just this one, so the wheel pip caches stays portable.
     CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "${pip[@]}" -e ".[dev,llama]" ;;

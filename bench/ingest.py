@@ -21,6 +21,11 @@ Then search latency (p50/p95) over the ingested corpus through `KnowledgeStore.s
 `ftstudio search` runs (a fresh process each). Goals (issue 2): ftstudio
 at least as fast as LangChain (ratio >= 1.0) with peak RSS under 200 MB; exact ingest within 1.3x one tokenizer
 pass; search p95 under 20 ms.
+
+Last, real documents (issue 13; `--no-real` skips it): the corpus of tests/knowledge/corpus.py, built from the
+installed Debian documentation packages, through `ftstudio ingest` (wall time, peak RSS), then search latency on
+it (p95 goal < 20 ms), a 2,000-word query, and the corpus figures (control characters, navigation chunks,
+heading-only share, top-1/top-5 on the known-answer questions).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+CORPUS_MODULE = SRC.parent / "tests" / "knowledge"  # corpus.py: the real-document corpus and its figures
 
 COMMON = (  # noqa: SIM905 (a sentence of words reads better than a 100-item list)
     "the of and to a in is that it for as with was on be by this are or from at which an have not but can their "
@@ -232,12 +238,58 @@ def search_latency(db: Path, corpus: Path, n: int = 300) -> tuple[float, float, 
     return q[49], q[94], hits
 
 
+def real_documents(work: Path, ft: list[str], env: dict[str, str]) -> None:
+    """The real-document run (see the module docstring)."""
+    sys.path[:0] = [str(SRC), str(CORPUS_MODULE)]
+    import corpus as real
+
+    from ftstudio.knowledge.store import KnowledgeStore
+
+    folder = work / "real"
+    shutil.rmtree(folder, ignore_errors=True)
+    for missing in real.build(folder):
+        print(f"real documents: left out {missing}")
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    files = sum(1 for f in folder.rglob("*") if f.is_file())
+    subprocess.run([*ft, "init", "real"], check=True, capture_output=True, env={**os.environ, **env})
+    run = measure([*ft, "ingest", "real", str(folder), "--json"], env)
+    report = json.loads(run["out"][0])
+    print(
+        f"real documents: {files} files, {size / 1e6:.1f} MB, {report['chunks']} chunks: ingest {run['seconds']:.2f} s "
+        f"wall, {run['cpu']:.2f} s CPU, peak RSS {run['rss_mb']:.0f} MB; {report['counts']['failed']} failed"
+    )
+    db = Path(env["FTSTUDIO_ROOT"]) / "projects" / "real" / "knowledge.db"
+    rng = random.Random(5)
+    with KnowledgeStore.open(db) as store:
+        chunks = store.get_chunks(store.chunk_ids())
+        words = [w for c in rng.sample(chunks, min(200, len(chunks))) for w in c.text.split() if w.isalpha()]
+        queries = [q for q, _, _ in real.QUESTIONS] + [
+            " ".join(rng.choice(words) for _ in range(rng.randint(1, 5))) for _ in range(285)
+        ]
+        store.search(queries[0])  # warm the page cache
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            store.search(q, 5)
+            times.append((time.perf_counter() - t) * 1000)
+        quantiles = statistics.quantiles(times, n=100)
+        t = time.perf_counter()
+        store.search(" ".join(rng.choice(words) for _ in range(2000)), 5)
+        long_ms = (time.perf_counter() - t) * 1000
+        print(
+            f"real documents search, {len(queries)} queries: p50 {quantiles[49]:.2f} ms, p95 {quantiles[94]:.2f} ms "
+            f"(goal p95 < 20 ms); a 2,000-word query {long_ms:.1f} ms"
+        )
+        print("real documents figures:", json.dumps(real.figures(store, folder.resolve()), ensure_ascii=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=50.0, help="corpus size in MB (default 50)")
     parser.add_argument("--keep", type=Path, help="keep the corpus and databases in this folder")
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-tokenizer variant (slow)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of floor, LangChain and ftstudio (default 3)")
+    parser.add_argument("--no-real", action="store_true", help="skip the real-document run")
     parser.add_argument(
         "--baseline", choices=["floor", "langchain", "tokenizer", "semchunk", "semchunk-exact"], help=argparse.SUPPRESS
     )
@@ -346,6 +398,9 @@ def main() -> None:
         f"`ftstudio search` CLI, 5 queries: median {statistics.median(cli_times):.2f} s, "
         f"max {max(cli_times):.2f} s (a fresh process each)"
     )
+
+    if not args.no_real:
+        real_documents(work, ft, env)
 
     if not args.no_exact:
         tok_dir = train_tokenizer(corpus, work / "tokenizer")

@@ -67,3 +67,19 @@ def tiny_model(tmp_path_factory):
         return built[key]
 
     return get
+
+
+@pytest.fixture
+def frozen_today(monkeypatch):
+    """Chat templates that write today's date (transformers' `strftime_now`) see 26 July 2024; returns that date."""
+    import datetime as dt
+
+    import transformers.utils.chat_template_utils as chat_utils
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2024, 7, 26, 12, 0, tzinfo=tz)
+
+    monkeypatch.setattr(chat_utils, "datetime", Frozen)
+    return dt.date(2024, 7, 26)

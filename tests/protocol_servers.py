@@ -3,13 +3,17 @@
 Each server runs aiohttp in its own thread on 127.0.0.1:0 (so a subprocess of the real CLI can reach it too), keeps
 a log of the requests it received, and answers like the real service: status codes and error bodies, NDJSON and SSE
 streaming, `Retry-After`. Answers are *grounded*: the server reads the source text between triple quotes in the
-prompt and turns its sentences into question-answer pairs, so generation's grounding filter passes for real. In a
-topic-only prompt it writes arithmetic questions with correct answers.
+prompt and turns its sentences into question-answer pairs, so generation's grounding filter passes for real (with
+paraphrases and a follow-up when the prompt asks for them). In a topic-only prompt it writes arithmetic questions
+with correct answers. As the report card's judge it grades by the passage (`grade_verdict`): correct when the
+candidate says every key word of the reference that the passage holds.
 
 Faults for the next requests are queued with `server.script("429", "500", ...)`; each chat request takes one:
 `401`, `404`, `429` (Retry-After: 1), `500`, `slow` (waits `slow_s`), `truncated` (JSON cut mid-way), `think`
 (a <think> block and a code fence around the JSON), `empty` (empty content), `prose` (prose around the JSON).
-`reject_format=True` makes an OpenAI server refuse `response_format` like servers without structured output do.
+`reject_format=True` makes an OpenAI server refuse `response_format` like servers without structured output do;
+`formats=("json_object",)` accepts only those `response_format` types, refusing the others with `format_status`
+(llama-cpp-python's server answers `json_schema` with a 500 naming `response_format`).
 
     with OllamaServer(models=["llama3:8b"]) as server:
         server.url  # http://127.0.0.1:PORT
@@ -31,6 +35,34 @@ from aiohttp import web
 _SOURCE = re.compile(r'"""\s*\n(.*?)\n\s*"""', re.S)
 _K = re.compile(r"Write (\d+) question")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_PHRASINGS = re.compile(r"give (\d+) other phrasings")
+_GRADE = re.compile(r"Reference answer: (.*?)\nCandidate answer: (.*?)\n\s*Verdict:", re.S)
+_REWRITE = re.compile(r"Question: (.*?)\n", re.S)
+_COMMON = {"about", "material", "state", "which", "there", "their", "these", "where", "while", "would", "could"}
+
+
+def key_words(text: str) -> list[str]:
+    """Lower-cased words of five letters or more, in order, without repeats (the server's own notion of a fact)."""
+    found = [w.strip(".,;:!?()\"'").lower() for w in text.split()]
+    return list(dict.fromkeys(w for w in found if len(w) > 4 and w not in _COMMON))
+
+
+def grade_verdict(passage: str, reference: str, candidate: str) -> dict[str, str]:
+    """The judge's verdict: which of the reference's key words that the passage contains the candidate says.
+
+    All of them: correct; at least half: partly; fewer: wrong. Derived from the texts, so a test can predict it.
+    """
+    in_passage = set(key_words(passage))
+    keys = [w for w in key_words(reference) if w in in_passage] or key_words(reference)
+    said = set(key_words(candidate))
+    hits = [w for w in keys if w in said]
+    if keys and len(hits) == len(keys):
+        verdict = "correct"
+    elif keys and len(hits) * 2 >= len(keys):
+        verdict = "partly"
+    else:
+        verdict = "wrong"
+    return {"verdict": verdict, "reason": f"says {len(hits)} of the {len(keys)} key words of the reference"}
 
 
 def count_tokens(text: str) -> int:
@@ -122,10 +154,28 @@ class ProtocolServer:
         """The helper's reply to a generation prompt: JSON pairs built from the prompt's source (or topic)."""
         k = int(m.group(1)) if (m := _K.search(prompt)) else 3
         source = _SOURCE.search(prompt)
-        pairs = self._grounded_pairs(source.group(1), k) if source else self._topic_pairs(k)
-        if "supported" in prompt and "Question:" in prompt:  # the judge prompt
+        if (graded := _GRADE.search(prompt)) is not None:  # the report card's judge
+            verdict = grade_verdict(source.group(1) if source else "", graded.group(1), graded.group(2))
+            body = json.dumps(verdict)
+        elif "Rewrite the question" in prompt:  # the eval set's paraphrase
+            question = _REWRITE.search(prompt).group(1)
+            body = json.dumps({"paraphrase": f"Tell me what is known of {' and '.join(key_words(question)[:3])}."})
+        elif "supported" in prompt and "Question:" in prompt:  # generation's judge
             body = json.dumps({"supported": True})
         else:
+            pairs = self._grounded_pairs(source.group(1), k) if source else self._topic_pairs(k)
+            if "exam questions" in prompt:  # the eval set's questions: worded unlike the training pairs
+                pairs = [{**p, "question": p["question"].replace("What does the material state", "Which fact is "
+                                                                 "given")} for p in pairs]  # fmt: skip
+            phrasings = int(m.group(1)) if (m := _PHRASINGS.search(prompt)) else 0
+            for i, pair in enumerate(pairs):
+                words = key_words(pair["question"])[:3]
+                if phrasings:
+                    pair["paraphrases"] = [f"Name a fact of {', '.join(words[j:] + words[:j])} ({j + 1})."
+                                           for j in range(phrasings)]  # fmt: skip
+                if "follow-up question" in prompt:
+                    other = pairs[(i + 1) % len(pairs)]["answer"]
+                    pair["followup"] = {"question": f"What goes along with {words[0]}?", "answer": other}
             body = json.dumps({"pairs": pairs}, ensure_ascii=False)
         if fault == "truncated":
             return body[: int(len(body) * 0.7)]
@@ -294,6 +344,8 @@ class OpenAIServer(ProtocolServer):
         api_key: str | None = None,
         prices: dict[str, tuple[float, float]] | None = None,
         reject_format: bool = False,
+        formats: tuple[str, ...] | None = None,
+        format_status: int = 400,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -301,7 +353,8 @@ class OpenAIServer(ProtocolServer):
         self.prefix = prefix
         self.api_key = api_key
         self.prices = prices or {}
-        self.reject_format = reject_format
+        self.formats = () if reject_format else formats  # None: every response_format type is accepted
+        self.format_status = format_status
 
     @property
     def base_url(self) -> str:
@@ -354,9 +407,12 @@ class OpenAIServer(ProtocolServer):
                 "invalid_request_error",
                 "model_not_found",
             )
-        if self.reject_format and "response_format" in body:
+        kind = (body.get("response_format") or {}).get("type")
+        if kind is not None and self.formats is not None and kind not in self.formats:
             return self.error(
-                400, "response_format of type json_schema is not supported by this server", "invalid_request_error"
+                self.format_status,
+                f"response_format of type {kind} is not supported by this server",
+                "invalid_request_error",
             )
         fault = self.next_fault()
         await self.delay(fault)

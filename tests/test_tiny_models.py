@@ -8,27 +8,46 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from ftstudio.basemodels.tiny import ARCHITECTURES, LLAMA3_SPLIT, QWEN2_SPLIT
+from ftstudio.basemodels.tiny import ARCHITECTURES
+from ftstudio.families import FAMILIES, pretokenizers
 
 CHAT = [{"role": "user", "content": "What is 25 × 4?"}, {"role": "assistant", "content": "It is 100."}]
 EXPECTED = {
-    "llama": ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 25 × 4?<|eot_id|>"
+    "llama": ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+              "Today Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+              "What is 25 × 4?<|eot_id|>"
               "<|start_header_id|>assistant<|end_header_id|>\n\nIt is 100.<|eot_id|>"),
-    "qwen2": ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 25 × 4?"
-              "<|im_end|>\n<|im_start|>assistant\nIt is 100.<|im_end|>\n"),
+    "qwen2": ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+              "<|im_start|>user\nWhat is 25 × 4?<|im_end|>\n<|im_start|>assistant\nIt is 100.<|im_end|>\n"),
+    "qwen3": ("<|im_start|>user\nWhat is 25 × 4?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+              "It is 100.<|im_end|>\n"),
     "phi3": "<|user|>\nWhat is 25 × 4?<|end|>\n<|assistant|>\nIt is 100.<|end|>\n<|endoftext|>",
+    "phi4-mini": "<|user|>What is 25 × 4?<|end|><|assistant|>It is 100.<|end|><|endoftext|>",
     "mistral": "<s>[INST] What is 25 × 4? [/INST]It is 100.</s>",
+    "gemma2": "<bos><start_of_turn>user\nWhat is 25 × 4?<end_of_turn>\n<start_of_turn>model\nIt is 100.<end_of_turn>\n",
+    "gemma3": "<bos><start_of_turn>user\nWhat is 25 × 4?<end_of_turn>\n<start_of_turn>model\nIt is 100.<end_of_turn>\n",
+    "granite": ("<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. Today's Date: July 26, 2024. "
+                "You are Granite, developed by IBM. You are a helpful AI assistant.<|end_of_text|>\n"
+                "<|start_of_role|>user<|end_of_role|>What is 25 × 4?<|end_of_text|>\n"
+                "<|start_of_role|>assistant<|end_of_role|>It is 100.<|end_of_text|>\n"),
+    "olmo2": "<|endoftext|><|user|>\nWhat is 25 × 4?\n<|assistant|>\nIt is 100.<|endoftext|>",
+    "smollm3": ("<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: 26 July 2024\n"
+                "Reasoning Mode: /no_think\n\n## Custom Instructions\n\nYou are a helpful AI assistant named SmolLM, "
+                "trained by Hugging Face.\n\n<|im_start|>user\nWhat is 25 × 4?<|im_end|>\n"
+                "<|im_start|>assistant\n<think>\n\n</think>\nIt is 100.<|im_end|>\n"),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_kit_model_loads_offline_with_its_family_template(tiny_model, arch, monkeypatch):
+def test_kit_model_loads_offline_with_its_family_template(tiny_model, arch, monkeypatch, frozen_today):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tiny_model(arch)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    assert AutoConfig.from_pretrained(folder).model_type == arch
-    assert tokenizer.apply_chat_template(CHAT, tokenize=False) == EXPECTED[arch]
+    assert AutoConfig.from_pretrained(folder).model_type == FAMILIES[arch].tiny.config["model_type"]
+    # Dated templates read the clock (strftime_now); SmolLM3's thinking switch is off here.
+    rendered = tokenizer.apply_chat_template(CHAT, tokenize=False, enable_thinking=False)
+    assert rendered == EXPECTED[arch]
     # Special tokens are single tokens, never split into pieces.
     for token in tokenizer.all_special_tokens:
         assert tokenizer.convert_tokens_to_ids(token) != tokenizer.unk_token_id or token == tokenizer.unk_token
@@ -39,7 +58,7 @@ def test_kit_model_loads_offline_with_its_family_template(tiny_model, arch, monk
     assert logits.std() > 0.1  # weights spread enough for logit comparisons to mean something
 
 
-@pytest.mark.parametrize(("arch", "pattern"), [("llama", LLAMA3_SPLIT), ("qwen2", QWEN2_SPLIT)])
+@pytest.mark.parametrize(("arch", "pattern"), [("llama", pretokenizers.LLAMA3), ("qwen2", pretokenizers.QWEN2)])
 def test_byte_level_families_split_with_their_real_regex(tiny_model, arch, pattern):
     spec = json.loads((tiny_model(arch) / "tokenizer.json").read_text())
     split = spec["pre_tokenizer"]["pretokenizers"][0]

@@ -23,6 +23,8 @@ from ftstudio.api import (
     export,
     generate,
     ingest,
+    make_eval_set,
+    report_card,
     search,
     train,
 )
@@ -33,6 +35,7 @@ from ftstudio.project import Project, ProjectSettings
 from ftstudio.requests import (
     ChatRequest,
     CheckRequest,
+    EvalSetRequest,
     EvaluateRequest,
     ExportRequest,
     GenerateRequest,
@@ -45,9 +48,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Project", "ProjectSettings", "example_project",
-    "ingest", "search", "check_model", "generate", "train", "evaluate", "export", "chat",
-    "IngestRequest", "SearchRequest", "CheckRequest", "GenerateRequest", "TrainRequest", "EvaluateRequest",
-    "ExportRequest", "ChatRequest",
+    "ingest", "search", "check_model", "generate", "train", "evaluate", "make_eval_set",
+    "report_card", "export", "chat",
+    "IngestRequest", "SearchRequest", "CheckRequest", "GenerateRequest", "TrainRequest", "EvalSetRequest",
+    "EvaluateRequest", "ExportRequest", "ChatRequest",
     "GenerateResult", "EvaluateResult", "ChatResult", "Event",
     "FtError", "BadInput", "NotFound", "Unavailable", "PartlyDone", "Cancelled",
 ]  # fmt: skip

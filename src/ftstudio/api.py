@@ -19,6 +19,7 @@ from ftstudio.project import Project
 from ftstudio.requests import (
     ChatRequest,
     CheckRequest,
+    EvalSetRequest,
     EvaluateRequest,
     ExportRequest,
     GenerateRequest,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ftstudio.export.exporter import ExportResult
     from ftstudio.knowledge.ingest import IngestReport
     from ftstudio.knowledge.store import SearchHit
+    from ftstudio.synth.evalset import EvalSetResult
+    from ftstudio.train.card import ReportCard
     from ftstudio.train.runner import TrainResult
 
 R = TypeVar("R", bound=Request)
@@ -219,6 +222,43 @@ def evaluate(project: Project, request: EvaluateRequest | None = None, **values:
         raise NotFound(f"run {run.id} has no evaluation (eval.json)", hint="it is written when a run completes")
     return EvaluateResult(run.id, found.get("base_eval_loss"), found.get("tuned_eval_loss"), found.get("improved"),
                           tuple(found.get("answers", [])), found)  # fmt: skip
+
+
+def make_eval_set(
+    project: Project,
+    request: EvalSetRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> EvalSetResult:
+    """Have the project's helper write the frozen eval set (data/eval_set.jsonl; see ftstudio.synth.evalset)."""
+    from ftstudio.synth.evalset import make_eval_set as run
+
+    request = request_of(EvalSetRequest, request, values)
+    result = run(project, project.settings().synth, request.resolve(project), request.make_eval, fresh=request.fresh,
+                 max_cost=request.max_cost, progress=watched(progress, cancel))  # fmt: skip
+    request.store(project)
+    return result
+
+
+def report_card(
+    project: Project,
+    request: EvaluateRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    **values: Any,
+) -> ReportCard:
+    """The run's knowledge report card (base and tuned, without and with passages, graded by the judge), saved in
+    its eval.json (see ftstudio.train.card)."""
+    from ftstudio.train.card import evaluate_run
+
+    request = request_of(EvaluateRequest, request, values)
+    card = evaluate_run(project, request.run, eval_settings=request.resolve(project),
+                        progress=watched(progress, cancel))  # fmt: skip
+    request.store(project)
+    return card
 
 
 def export(

@@ -1,5 +1,6 @@
-"""The offline example project: a short guide to sourdough bread, 34 question-answer pairs about it, and a tiny
-local base model, so that a first-time user can try every step without a download (`ftstudio ui --example`,
+"""The offline example project: a short guide to sourdough bread, 34 question-answer pairs about it, a tiny local
+base model and the offline rule-based helper, so that a first-time user can try every step (make an eval set, train
+and read the report card too) without a download or a helper model (`ftstudio ui --example`,
 `ftstudio.example_project()`).
 
 The guide and the pairs ship inside the package (`ftstudio/examples/`), so a wheel install has them too. Each part
@@ -33,7 +34,7 @@ def ensure_example(root: Path | str | None = None, progress: ProgressFn | None =
     """Create (or complete) the `example` project under `root` and return it.
 
     Copies the guide into uploads/ and ingests it, copies the pairs to data/, builds a tiny Llama-style model inside
-    the project and selects it as the base model.
+    the project and selects it as the base model, and picks the offline helper when no helper model is set.
     """
     source = example_files()
     try:
@@ -55,6 +56,13 @@ def ensure_example(root: Path | str | None = None, progress: ProgressFn | None =
         build_tiny_model(model_dir, "llama")
     if not project.settings().base_model.model:
         project.update_settings("base_model", model=str(model_dir))
+    if not project.settings().synth.model:
+        from ftstudio.synth.providers.offline import MODEL
+
+        project.update_settings("synth", provider="offline", model=MODEL)
+        # The tiny model writes noise and rarely stops: short answers keep the comparison and the card quick.
+        project.update_settings("train", max_new_tokens=24)
+        project.update_settings("eval", max_new_tokens=24)
 
     documents = sorted((d for d in source.iterdir() if d.name.endswith(".md")), key=lambda d: d.name)
     if documents and not project.knowledge_db.exists():

@@ -64,6 +64,8 @@ ACCESS: dict[str, Access] = {
     "generate": _access(reads="knowledge settings", writes="data"),
     "train": _access(reads="data settings", writes="runs", machine=True),
     "export": _access(reads="runs settings", writes="exports"),
+    "data": _access(reads="knowledge settings", writes="data"),  # --make-eval and review write data/
+    "eval": _access(reads="data knowledge settings", writes="runs", machine=True),
 }
 
 STOP_GRACE_S = 20.0  # SIGINT → SIGTERM: long enough for a trainer to write its checkpoint

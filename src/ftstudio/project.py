@@ -6,6 +6,7 @@ Layout (a contract, see DESIGN.md):
       project.toml          settings, never secrets
       knowledge.db          documents, chunks, full-text index
       data/sft_data.jsonl   the training data
+      data/eval_set.jsonl   the frozen evaluation questions (never trained on)
       runs/<run-id>/        one training run
       exports/              adapters, merged models, GGUF files, Modelfiles
 """
@@ -81,6 +82,10 @@ class Project:
     @property
     def sft_data(self) -> Path:
         return self.data_dir / "sft_data.jsonl"
+
+    @property
+    def eval_set(self) -> Path:
+        return self.data_dir / "eval_set.jsonl"
 
     @property
     def runs_dir(self) -> Path:

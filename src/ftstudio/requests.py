@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ftstudio.errors import BadInput
 from ftstudio.export.settings import ExportSettings
 from ftstudio.knowledge.settings import KnowledgeSettings
-from ftstudio.settings import settings_errors
+from ftstudio.knowledge.store import MAX_K
+from ftstudio.settings import EvalSettings, settings_errors
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.train.settings import TrainSettings
 
@@ -151,6 +152,8 @@ class Request(BaseModel):
             flag = self.flags.get(name)
             if flag is not None and isinstance(value, bool):
                 args.append(flag if value else "--no-" + flag[2:])
+            elif flag is not None and isinstance(value, list):  # a list flag takes its items comma-separated
+                args.append(f"{flag}={','.join(map(str, value))}")
             elif flag is not None and value is not None:
                 args.append(f"{flag}={value}")
             else:
@@ -175,7 +178,7 @@ class SearchRequest(Request):
     positional: ClassVar[tuple[str, ...]] = ("query",)
 
     query: str = Field(..., min_length=1, description="Any text; words are matched, ranked by BM25.")
-    k: int = Field(5, ge=1, le=100, description="How many results.")
+    k: int = Field(5, ge=1, le=MAX_K, description="How many results.")
 
 
 class CheckRequest(Request):
@@ -194,7 +197,9 @@ class GenerateRequest(Request):
     settings_model: ClassVar[type[BaseModel] | None] = SynthSettings
     flags: ClassVar[dict[str, str]] = {
         "provider": "--provider", "model": "--model", "base_url": "--base-url", "concurrency": "--concurrency",
-        "pairs_per_chunk": "--per-chunk", "judge": "--judge",
+        "pairs_per_chunk": "--per-chunk", "judge": "--judge", "question_types": "--question-types",
+        "paraphrases": "--paraphrases", "followups": "--followups", "passages_share": "--passages-share",
+        "distractors": "--distractors", "audience": "--audience", "style": "--style",
     }  # fmt: skip
 
     pairs: int | None = Field(
@@ -221,7 +226,7 @@ class TrainRequest(Request):
     settings_model: ClassVar[type[BaseModel] | None] = TrainSettings
     flags: ClassVar[dict[str, str]] = {
         n: _flag(n) for n in ("method", "backend", "epochs", "max_steps", "learning_rate", "batch_size",
-                              "max_seq_length", "rank", "seed", "save_every")
+                              "max_seq_length", "rank", "seed", "save_every", "only_accepted")
     }  # fmt: skip
 
     base_model: str | None = Field(None, description="Hub id or local folder; default: the project's base model.")
@@ -240,10 +245,40 @@ class TrainRequest(Request):
             project.update_settings("base_model", model=base_model)
 
 
+def _helper_problems(project) -> list[str]:
+    if project.settings().synth.model:
+        return []
+    return ["model: no helper model chosen; choose one the provider lists (command line: `ftstudio helpers`, then "
+            "`ftstudio generate NAME --model NAME --save`; studio: Generate tab, Helper model)"]  # fmt: skip
+
+
+class EvalSetRequest(Request):
+    """Make the frozen eval set (data/eval_set.jsonl) with the project's helper: `ftstudio data NAME --make-eval N`."""
+
+    command: ClassVar[str] = "data"
+    section: ClassVar[str | None] = "eval"
+    settings_model: ClassVar[type[BaseModel] | None] = EvalSettings
+
+    make_eval: int = Field(..., ge=1, description="Eval questions the helper writes into data/eval_set.jsonl.")
+    fresh: bool = Field(False, description="Replace an existing eval set.")
+    max_cost: float | None = Field(None, gt=0, description="Stop before spending more USD; empty: no limit.")
+
+    def problems(self, project, settings: EvalSettings) -> list[str]:
+        return _helper_problems(project)
+
+
 class EvaluateRequest(Request):
+    """The knowledge report card of a run (`ftstudio eval`), with this run's `[eval]` settings."""
+
     command: ClassVar[str] = "eval"
+    section: ClassVar[str | None] = "eval"
+    settings_model: ClassVar[type[BaseModel] | None] = EvalSettings
+    flags: ClassVar[dict[str, str]] = {"judge_model": "--judge-model"}
 
     run: str | None = Field(None, description="Run id; default: the newest completed run.")
+
+    def problems(self, project, settings: EvalSettings) -> list[str]:
+        return [] if settings.judge_model else _helper_problems(project)
 
 
 class ExportRequest(Request):
@@ -269,5 +304,5 @@ class ChatRequest(Request):
 
 # The commands that may run as background jobs, by name.
 JOB_REQUESTS: dict[str, type[Request]] = {
-    r.command: r for r in (IngestRequest, GenerateRequest, TrainRequest, ExportRequest)
+    r.command: r for r in (IngestRequest, GenerateRequest, TrainRequest, ExportRequest, EvalSetRequest, EvaluateRequest)
 }

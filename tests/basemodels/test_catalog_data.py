@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from ftstudio.basemodels.catalog import find_entry, full_precision_sibling, load_catalog
-from ftstudio.basemodels.checks import GGUF_ARCHITECTURES, catalog_fits, check_entry
+from ftstudio.basemodels.checks import catalog_fits, check_entry
 from ftstudio.basemodels.memory import ModelShape
+from ftstudio.families import gguf_model_types
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 CATALOG = load_catalog()
 SEED = ("unsloth/llama-3-8b-Instruct-bnb-4bit", "unsloth/Phi-3-mini-4k-instruct", "unsloth/Qwen2-1.5B-Instruct")
+CONFIGS_TOML = Path(__file__).parents[1] / "data" / "catalog" / "configs.toml"
+PUBLISHED = {hub: CONFIGS_TOML.parent / path for hub, path in tomllib.loads(CONFIGS_TOML.read_text()).items()}
+VERIFIED = [e for e in CATALOG if e.config_from]
+
+
+def published_config(hub_id: str) -> dict:
+    return json.loads(PUBLISHED[hub_id].read_text(encoding="utf-8"))
+
+
+def counted_on_meta_device(config: dict) -> int:
+    """The parameter count of the model transformers builds from `config`, without allocating its weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(config["model_type"], **fields))
+    return sum(p.numel() for p in model.parameters())
 
 
 def test_catalog_holds_the_seed_examples_and_unique_well_formed_ids():
@@ -37,6 +64,25 @@ def test_entry_facts_agree_with_its_shape(entry):
         assert entry.full_precision is None
 
 
+def test_every_config_source_is_kept_as_test_data():
+    assert {e.config_from for e in VERIFIED} == set(PUBLISHED)
+    assert all(path.is_file() for path in PUBLISHED.values())
+
+
+@pytest.mark.parametrize("entry", VERIFIED, ids=lambda e: e.id)
+def test_verified_entries_match_their_published_config(entry):
+    config = published_config(entry.config_from)
+    shape = ModelShape.from_config(config)
+    assert entry.architecture == config["model_type"] and entry.context == config["max_position_embeddings"]
+    for key, value in entry.shape.items():
+        assert getattr(shape, key) == value, key  # missing keys read as transformers reads them (head_dim, tying)
+    # The parameters of the model transformers builds from the published config: the catalog's figure, and the
+    # memory estimate's count from the shape alone.
+    counted = counted_on_meta_device(config)
+    assert counted / 1e9 == pytest.approx(entry.params, abs=0.005)
+    assert ModelShape.from_config(entry.shape, entry.architecture).parameters() == counted
+
+
 def test_four_bit_entries_are_refused_on_cpu_with_their_sibling_and_fine_on_cuda(cpu_machine, cuda_machine):
     entry = find_entry("unsloth/llama-3-8b-Instruct-bnb-4bit")
     on_cpu = check_entry(entry, cpu_machine)
@@ -59,9 +105,9 @@ def test_too_big_for_ram_is_an_error_that_names_a_model_that_fits(cpu_machine):
 def test_gguf_support_is_marked_per_architecture(cpu_machine):
     for entry in CATALOG:
         result = check_entry(entry, cpu_machine)
-        assert result.info["gguf_export"] == (entry.architecture in GGUF_ARCHITECTURES)
+        assert result.info["gguf_export"] == (entry.architecture in gguf_model_types())
     gemma = check_entry(find_entry("google/gemma-2-2b-it"), cpu_machine)
-    assert any("GGUF export does not support the gemma2" in r for r in gemma.reasons)
+    assert gemma.info["gguf_export"] and not any("GGUF export does not support" in r for r in gemma.reasons)
 
 
 def test_listing_puts_usable_small_models_first(cpu_machine, cuda_machine):

@@ -6,12 +6,13 @@ import json
 import shutil
 
 import pytest
-from transformers import AutoTokenizer, BertConfig, Gemma2Config
+from transformers import AutoTokenizer, BertConfig, StableLmConfig
 
 from ftstudio.basemodels.chat_template import SAMPLE_CONVERSATION
 from ftstudio.basemodels.checks import check_model
 from ftstudio.basemodels.tiny import ARCHITECTURES
 from ftstudio.errors import BadInput, NotFound
+from ftstudio.families import FAMILIES
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -20,13 +21,15 @@ def test_every_kit_model_passes_and_its_template_renders_as_the_tokenizer_does(t
     result = check_model(str(folder), seq_len=512, hardware=cpu_machine)
     assert result.verdict == "ok", result.reasons
     assert result.exit_code == 0 and result.info["source"] == "folder"
-    assert result.info["architecture"] == arch and result.info["gguf_export"] is True
+    model_type = FAMILIES[arch].tiny.config["model_type"]
+    assert result.info["architecture"] == model_type and result.info["gguf_export"] is True
     template = result.info["chat_template"]
     assert template["found"] and template["renders"]
-    # The check's rendering is the tokenizer's own (mistral refuses a system turn, so it is dropped there).
+    # The check's rendering is the tokenizer's own (Mistral's and Gemma 2's templates refuse a system turn, so it
+    # is dropped there).
     messages = list(SAMPLE_CONVERSATION) if template["system_role"] else list(SAMPLE_CONVERSATION[1:])
     assert template["sample"] == AutoTokenizer.from_pretrained(folder).apply_chat_template(messages, tokenize=False)
-    assert template["system_role"] == (arch != "mistral")
+    assert template["system_role"] == FAMILIES[arch].chat.system_role
     lora = result.estimates["lora"]
     assert lora.device == "cpu" and 0 < lora.training < lora.total
 
@@ -112,14 +115,15 @@ def test_non_causal_model_is_an_error(tmp_path, cpu_machine):
     assert "is a bert model, which is not a causal" in result.reasons[0]
 
 
-def test_gemma2_is_trainable_but_not_gguf_exportable(tmp_path, cpu_machine, tiny_model):
-    folder = tmp_path / "gemma2"
-    Gemma2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, head_dim=32, vocab_size=1000).save_pretrained(folder)  # fmt: skip
+def test_a_family_outside_the_registry_is_trainable_but_not_gguf_exportable(tmp_path, cpu_machine, tiny_model):
+    folder = tmp_path / "stablelm"
+    StableLmConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                   num_key_value_heads=1, vocab_size=1000).save_pretrained(folder)  # fmt: skip
     shutil.copy(tiny_model("llama") / "tokenizer.json", folder / "tokenizer.json")
     result = check_model(str(folder), hardware=cpu_machine)
     assert result.verdict == "warn" and result.info["gguf_export"] is False
-    assert any("GGUF export does not support the gemma2" in r for r in result.reasons)
+    assert any("GGUF export does not support the stablelm" in r for r in result.reasons)
+    assert any("Gemma 3" in s and "Qwen 3" in s for s in result.suggestions)  # the supported families, by name
 
 
 def test_folder_without_config_and_corrupt_config_are_bad_input(tmp_path, tiny_model):

@@ -93,16 +93,16 @@ def test_unknown_quant_and_format_exit_2_listing_the_valid_ones(cli, trained_pro
 def test_unsupported_architecture_refuses_gguf_but_merges(cli, workspace, tiny_model, tmp_path, add_run):
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Qwen3Config
+    from transformers import AutoModelForCausalLM, StableLmConfig
 
     from ftstudio.project import Project
 
-    base = tmp_path / "qwen3"
+    base = tmp_path / "stablelm"
     base.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy(tiny_model("qwen2") / name, base / name)
-    config = Qwen3Config(vocab_size=1027, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16)  # fmt: skip
+    config = StableLmConfig(vocab_size=1027, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                            num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(base)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules="all-linear"))
@@ -112,7 +112,8 @@ def test_unsupported_architecture_refuses_gguf_but_merges(cli, workspace, tiny_m
 
     gguf = cli("export", "demo", "--format", "gguf", "--quant", "f16")
     assert gguf.code == 2
-    assert "does not support architecture 'qwen3' (supported: llama, mistral, phi3, qwen2)" in gguf.stderr
+    assert ("does not support architecture 'stablelm' (supported: gemma2, gemma3_text, granite, llama, mistral, "
+            "olmo2, phi3, qwen2, qwen3, smollm3)") in gguf.stderr
     assert "--format merged" in gguf.stderr
     assert cli("export", "demo", "--format", "merged").code == 0
 

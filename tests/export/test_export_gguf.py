@@ -88,7 +88,12 @@ def test_llama_cpp_reads_the_gguf_like_transformers(trained_project, reference, 
     if quant == "f32":
         assert (np.abs(got - ref).max(-1) < 1e-3 * span).all()
     elif quant == "f16":
-        assert same_top1.all()
+        # llama.cpp rounds activations to f16 too (about 5e-4 of the range): the same top-1 wherever transformers'
+        # best two are further apart than that; at a closer near-tie, llama.cpp's pick is within it of the best.
+        top2 = np.sort(ref, axis=-1)[:, -2:]
+        decisive = (top2[:, 1] - top2[:, 0]) > 1e-3 * span
+        chosen = ref[np.arange(len(ids)), got.argmax(-1)]
+        assert same_top1[decisive].all() and ((ref.max(-1) - chosen) <= 1e-3 * span).all()
     elif quant == "bf16":
         # llama.cpp multiplies bf16 weights with activations rounded to bf16 too (8-bit mantissa), so where
         # transformers' best two logits lie within a few thousandths of the range the order may flip; elsewhere not.
@@ -119,7 +124,7 @@ def test_gguf_layout_and_metadata(trained_project, arch):
     assert value(f"{gguf_arch}.block_count") == 2 and value(f"{gguf_arch}.context_length") == 2048
     assert value(f"{gguf_arch}.attention.head_count") == 4 and value(f"{gguf_arch}.attention.head_count_kv") == 2
     assert value("general.file_type") == gguf.LlamaFileType.MOSTLY_Q8_0
-    assert ("output.weight" in tensors) == (arch != "qwen2")  # Qwen2's kit model ties its embeddings
+    assert ("output.weight" in tensors) == (arch in ("phi3", "mistral"))  # Llama 3.2's and Qwen2's kit models tie
     assert ("blk.0.attn_qkv.weight" in tensors) == (arch == "phi3")
     assert ("blk.0.attn_q.bias" in tensors) == (arch == "qwen2")
     assert tensors["token_embd.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0
@@ -204,8 +209,8 @@ def test_llama_3_1_rope_scaling_gets_its_rope_freqs(tiny_model, tmp_path):
     assert (np.abs(got - ref).max(-1) < 1e-3 * span).all()
 
 
-def test_every_architecture_the_checks_promise_has_a_gguf_layout():
-    from ftstudio.basemodels.checks import GGUF_ARCHITECTURES
-    from ftstudio.export.gguf.arch import ARCH_SPECS
+def test_every_model_type_the_checks_promise_has_a_family_that_writes_it():
+    from ftstudio.families import for_config, gguf_model_types
 
-    assert set(ARCH_SPECS) == GGUF_ARCHITECTURES
+    for model_type in gguf_model_types():
+        assert model_type in for_config({"model_type": model_type}).model_types

@@ -4,6 +4,7 @@ DOCX through python-docx, EPUB zips with an OPF spine."""
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -35,13 +36,15 @@ def make_pdf(
     path: Path,
     pages: list[list[str]],
     *,
-    outline: list[tuple[str, int]] | None = None,
+    outline: list[tuple[str, int] | tuple[str, int, float]] | None = None,
     user_password: str | None = None,
     image_only: bool = False,
 ) -> Path:
-    """A PDF with one page per entry, each line of text drawn in Helvetica (a real text layer).
+    """A PDF with one page per entry, each line of text drawn in Helvetica (a real text layer); `^{1}` in a line is a
+    footnote mark (7 pt, raised).
 
-    `outline`: bookmarks (title, 0-based page). `user_password`: encrypt with the standard security handler
+    `outline`: bookmarks (title, 0-based page[, the height it points to; default the page's top]); line i of a page
+    is drawn with its baseline at 740 - 14 i. `user_password`: encrypt with the standard security handler
     (revision 2, RC4 40-bit), so opening needs the password. `image_only`: draw filled rectangles, no text at all.
     """
     file_id = hashlib.md5(str(path).encode()).digest()
@@ -82,7 +85,13 @@ def make_pdf(
         else:
             ops = [b"BT /F1 12 Tf 14 TL 72 740 Td"]
             for line in lines:
-                ops.append(b"(" + _escape(line) + b") Tj T*")
+                # "^{1}" draws a footnote mark: smaller and raised, as print sets it.
+                for i, part in enumerate(re.split(r"\^\{(\d+)\}", line)):
+                    if i % 2:
+                        ops.append(b"/F1 7 Tf 4 Ts (" + part.encode() + b") Tj /F1 12 Tf 0 Ts")
+                    elif part:
+                        ops.append(b"(" + _escape(part) + b") Tj")
+                ops.append(b"T*")
             ops.append(b"ET")
             content = b"\n".join(ops)
         content_num = len(objects) + 1
@@ -103,7 +112,8 @@ def make_pdf(
     if outline:
         outlines_num = add(b"")
         item_nums = [add(b"") for _ in outline]
-        for i, ((title, page), num) in enumerate(zip(outline, item_nums, strict=True)):
+        for i, (mark, num) in enumerate(zip(outline, item_nums, strict=True)):
+            title, page, top = (*mark, 792)[:3]
             title_bytes = title.encode("latin-1")
             if key is not None:
                 title_bytes = _rc4(
@@ -116,7 +126,7 @@ def make_pdf(
                 links += b" /Next " + str(item_nums[i + 1]).encode() + b" 0 R"
             objects[num - 1] = (
                 b"<< /Title <" + title_bytes.hex().encode() + b"> /Parent " + str(outlines_num).encode() + b" 0 R"
-                + links + b" /Dest [" + str(page_nums[page]).encode() + b" 0 R /XYZ 0 792 0] >>"
+                + links + b" /Dest [" + str(page_nums[page]).encode() + b" 0 R /XYZ 0 " + str(top).encode() + b" 0] >>"
             )  # fmt: skip
         objects[outlines_num - 1] = (
             b"<< /Type /Outlines /First " + str(item_nums[0]).encode() + b" 0 R /Last "
@@ -146,6 +156,34 @@ def make_pdf(
     return path
 
 
+def make_scanned_pdf(path: Path, text_pages: list[list[str]], scanned: dict[int, list[str]]) -> Path:
+    """A PDF whose pages `scanned` (index -> lines) are images of rendered text (no text layer), the others text
+    pages as in `make_pdf`: a scan, or a mixed document."""
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageDraw, ImageFont
+
+    text_pdf = pdfium.PdfDocument(make_pdf(path.with_suffix(".text.pdf"), text_pages)) if text_pages else None
+    out = pdfium.PdfDocument.new()
+    font = ImageFont.load_default(size=44)
+    for index in range(len(text_pages) + len(scanned)):
+        if index in scanned:
+            image = Image.new("L", (1700, 2200), 255)
+            draw = ImageDraw.Draw(image)
+            for i, line in enumerate(scanned[index]):
+                draw.text((150, 250 + 90 * i), line, font=font, fill=0)
+            page = out.new_page(612, 792)
+            bitmap = pdfium.PdfBitmap.from_pil(image)
+            picture = pdfium.PdfImage.new(out)
+            picture.set_bitmap(bitmap)
+            picture.set_matrix(pdfium.PdfMatrix().scale(612, 792))
+            page.insert_obj(picture)
+            page.gen_content()
+        else:
+            out.import_pages(text_pdf, [index - sum(1 for s in scanned if s < index)])
+    out.save(path)
+    return path
+
+
 def make_docx(path: Path, blocks: list[tuple[str, object]]) -> Path:
     """A DOCX from ("h1".."h3", text), ("p", text) and ("table", [[cell, ...], ...]) blocks, via python-docx."""
     import docx
@@ -166,15 +204,25 @@ def make_docx(path: Path, blocks: list[tuple[str, object]]) -> Path:
     return path
 
 
-def make_epub(path: Path, chapters: list[tuple[str, str]], *, spine_order: list[int] | None = None) -> Path:
+def make_epub(
+    path: Path,
+    chapters: list[tuple[str, str]],
+    *,
+    spine_order: list[int] | None = None,
+    nonlinear: set[int] = frozenset(),
+    nav: int | None = None,
+) -> Path:
     """An EPUB 3 zip: chapters (file name, XHTML body) listed in the manifest in the given order, read in
-    `spine_order` (indexes into chapters; default: as given)."""
+    `spine_order` (indexes into chapters; default: as given); `nonlinear` chapters are marked linear="no", and
+    chapter `nav` is the navigation document."""
     order = spine_order if spine_order is not None else list(range(len(chapters)))
     manifest = "\n".join(
-        f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"/>'
+        f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"'
+        + (' properties="nav"' if i == nav else "")
+        + "/>"
         for i, (name, _) in enumerate(chapters)
     )
-    spine = "\n".join(f'<itemref idref="c{i}"/>' for i in order)
+    spine = "\n".join(f'<itemref idref="c{i}"' + (' linear="no"' if i in nonlinear else "") + "/>" for i in order)
     opf = f"""<?xml version="1.0" encoding="UTF-8"?>
 <package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">
   <metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Test Book</dc:title>

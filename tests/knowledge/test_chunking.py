@@ -83,13 +83,32 @@ def test_offsets_count_agrees_with_encoding_chunks_alone(bpe_counter):
         assert chunk.tokens <= 64 and abs(alone - chunk.tokens) <= 2
 
 
-def test_overlap_is_used_when_asked():
-    text = " ".join(f"word{i}" for i in range(2000))
+def test_overlap_is_used_when_asked_and_begins_at_a_sentence_start():
+    text = " ".join(f"Sentence {i} is short." for i in range(400))
     measure = EstimateCounter().prepare(text)
     spans = split_span(text, 0, len(text), measure, 100, 20)
     shared = [measure.count(b[0], a[1]) for a, b in zip(spans, spans[1:], strict=False)]
-    assert all(10 <= s <= 20 for s in shared)
+    assert all(0 < s <= 20 for s in shared)
+    assert all(text[a:].startswith("Sentence ") and text[a - 2] == "." for a, _ in spans[1:])
     assert split_span(text, 0, len(text), measure, 100, 0)[1][0] > spans[1][0]  # no overlap: starts later
+    # No sentence start within reach: no overlap rather than a chunk that begins mid-sentence.
+    words = " ".join(f"word{i}" for i in range(2000))
+    measure = EstimateCounter().prepare(words)
+    spans = split_span(words, 0, len(words), measure, 100, 20)
+    assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_a_chain_of_headings_joins_the_section_with_text():
+    sections = [
+        Section("Live Systems Manual", ("Live Systems Manual",)),
+        Section("About", ("About",)),
+        Section("About this manual", ("About", "About this manual")),
+        Section("1. About this manual\n\nThis manual is the reference.", ("About", "1. About this manual")),
+        Section("2. Empty chapter", ("2. Empty chapter",)),
+    ]
+    chunks = chunk_sections(sections, EstimateCounter(), 128, 16)
+    assert [c.heading_path for c in chunks] == [("About", "1. About this manual"), ("2. Empty chapter",)]
+    assert chunks[0].text.startswith("Live Systems Manual\n\nAbout\n\nAbout this manual\n\n1. About")
 
 
 def test_headings_are_hard_boundaries_and_pages_are_ranges():

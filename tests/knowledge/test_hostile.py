@@ -1,7 +1,8 @@
 """Hostile files never hang ingest, exhaust its memory or lose the good files of a batch (issue 12, items 2 and 3).
 
 Each case is built for real (a FIFO, links to /dev/zero and /proc, zip bombs written by a streamed zip writer) and
-goes through the real `ftstudio ingest`; peak memory is measured inside that subprocess (ru_maxrss).
+goes through the real `ftstudio ingest`; peak memory is measured inside that subprocess (VmHWM: unlike ru_maxrss
+it starts afresh at exec, so it never counts the forking test process's own memory).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ GOOD = "# Bees\n\nHoney bees live in colonies of many thousands of workers and o
 MB = 1024 * 1024
 # Runs the CLI in this process and reports its peak resident memory on the last line of stderr.
 RSS_WRAPPER = (
-    "import resource, runpy, sys\n"
+    "import re, runpy, sys\n"
     "sys.argv = ['ftstudio', *sys.argv[1:]]\n"
     "try:\n    runpy.run_module('ftstudio', run_name='__main__')\n"
-    "finally:\n    sys.stderr.write(f'\\nPEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n"
+    "finally:\n    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+    "    sys.stderr.write(f'\\nPEAK_RSS_KB {hwm}\\n')\n"
 )
 
 

@@ -101,7 +101,7 @@ def _bad_inputs(folder):
     return {
         "truncated.pdf": "truncated",
         "encrypted.pdf": "encrypted",
-        "scanned.pdf": "needs OCR",
+        "scanned.pdf": "OCR",  # needs OCR, or OCR found no text in its shapes
         "empty.md": "empty file",
         "binary.txt": "binary content",
         "fake.docx": "not a valid DOCX",
@@ -165,6 +165,59 @@ def test_cli_docs_search_and_remove(cli, corpus):
     assert [d["path"] for d in removed["removed"]] == [fractions["path"]] and len(removed["documents"]) == 3
     assert cli("search", "p", "denominator", "--json").json() == []
     assert cli("docs", "p", "--remove", str(fractions["id"])).code == 2
+
+
+def test_cli_search_k_is_range_checked_and_docs_shows_encodings(cli, corpus):
+    (corpus / "latin1.txt").write_bytes("Thanks to Ralf Kämpf.\n".encode("latin-1"))
+    assert cli("init", "p").code == 0
+    assert cli("ingest", "p", corpus).code == 0
+    for k in ("0", "-1", "1001", "99999999999999999999", "2.5", "ten"):
+        result = cli("search", "p", "fractions", "-k", k)
+        assert result.code == 2 and "-k" in result.stderr and "Traceback" not in result.stderr, (k, result.stderr)
+    assert cli("search", "p", "fractions", "-k", "1000").code == 0
+    docs = cli("docs", "p").stdout
+    assert "latin1.txt  (cp1252)" in docs and "fractions.md  (utf-8)" in docs
+    listed = {d["path"].rsplit("/", 1)[1]: d for d in cli("docs", "p", "--json").json()["documents"]}
+    assert listed["latin1.txt"]["encoding"] == "cp1252" and listed["fractions.md"]["title"] == "Fractions"
+    assert listed["geometry.txt"]["title"] == "geometry"  # no title line: the file's name
+
+
+def test_boilerplate_repeated_across_pages_is_left_out_from_the_third_page(workspace, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    for n in range(1, 6):
+        (site / f"p{n}.html").write_text(
+            f"<html><body><div class='x'><p>Get the printed edition at our shop today</p></div>"
+            f"<h1>Page {n}</h1><p>Topic {n} has its own text, different on every page number {n}.</p>"
+            "<p>Copyright 2024 The Authors</p></body></html>"
+        )
+    project = Project.create("p", workspace)
+    ingest(project, [site])
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        pages = {
+            d.path.rsplit("/", 1)[1]: " ".join(c.text for c in store.document_chunks(d.id)) for d in store.documents()
+        }
+    for name, text in pages.items():
+        assert "own text" in text
+        repeated = "printed edition" in text or "Copyright 2024" in text
+        assert repeated == (name in ("p1.html", "p2.html")), name
+
+
+def test_ocr_chunks_say_so_in_their_location(workspace, tmp_path):
+    from kfiles import make_scanned_pdf
+
+    from ftstudio.knowledge.loaders import ocr
+
+    if not ocr.available():
+        pytest.skip("Tesseract is not installed (apt install tesseract-ocr tesseract-ocr-eng; pip install pytesseract)")
+    pdf = make_scanned_pdf(tmp_path / "mixed.pdf", [["A text page about leaves."]], {1: ["Photosynthesis makes sugar"]})
+    project = Project.create("p", workspace)
+    report = ingest(project, [pdf])
+    assert report.documents[0].notes == ["read 1 image-only pages by OCR (2)"]
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        hit = store.search("photosynthesis")[0]
+        assert hit.chunk.ocr and hit.chunk.location == "page 2 (OCR)"
+        assert not store.search("leaves")[0].chunk.ocr
 
 
 def test_search_command_imports_nothing_heavy(workspace):
@@ -248,3 +301,16 @@ def test_base_model_tokenizer_is_used_when_local(workspace, corpus, tmp_path):
     project.update_settings("base_model", model="nobody/not-cached-model")
     env_report = ingest(project, [corpus])
     assert env_report.token_counter.startswith("estimate") and env_report.counts()["updated"] == 4
+
+
+def test_deep_html_is_never_added_with_text_missing(workspace, tmp_path):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "deep.html").write_text("<body>" + "<div>" * 300 + "<p>Inside.</p>" + "</div>" * 300 + "<p>After.</p>")
+    (folder / "deeper.html").write_text("<body>" + "<div>" * 3000 + "<p>x</p>" + "</div>" * 3000 + "<p>After.</p>")
+    project = Project.create("p", workspace)
+    status = {os.path.basename(d.path): d for d in ingest(project, [folder]).documents}
+    assert status["deep.html"].status == "added"
+    assert status["deeper.html"].status == "failed" and "nested too deeply" in status["deeper.html"].error
+    with KnowledgeStore.open(project.knowledge_db) as store:
+        assert "After." in store.search("after")[0].chunk.text and store.integrity_check() == "ok"

@@ -107,22 +107,87 @@ def test_an_error_escaping_a_batch_writes_nothing(tmp_path):
         assert store.search("lost") == [] and store.search("kept") and store.integrity_check() == "ok"
 
 
-def test_search_puts_chunks_with_all_the_words_first_then_fills_up_with_fewer(tmp_path):
+def test_search_is_one_bm25_ranking_and_shows_its_score(tmp_path):
     texts = ["apple banana cherry", "apple banana", "apple", "cherry cherry cherry", "durian"] + ["filler"] * 5
     with KnowledgeStore.open(tmp_path / "k.db") as store:
         store.replace_document(_doc("/f.md"), [NewChunk(t, 3) for t in texts])
         hits = store.search("Cherry, banana & apple?", k=5)
-        assert [h.chunk.text for h in hits[:2]] == ["apple banana cherry", "apple banana"]
-        assert {h.chunk.text for h in hits[2:]} == {"cherry cherry cherry", "apple"}  # any word, by BM25
+        assert hits[0].chunk.text == "apple banana cherry"
+        assert {h.chunk.text for h in hits} == {"apple banana cherry", "apple banana", "apple", "cherry cherry cherry"}
         assert hits[0].snippet == "**apple** **banana** **cherry**"
-        assert [h.chunk.text for h in store.search("apple banana cherry", k=2)] == texts[:2]
+        # The score shown is the sort key, and it is SQLite's own BM25 of the chunk (all words contributing).
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        bm25 = dict(
+            store._db.execute(
+                "SELECT rowid, -bm25(chunks_fts, 1.0, 3.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH "
+                '\'"cherry" OR "banana" OR "apple"\''
+            )
+        )
+        assert all(h.score == pytest.approx(bm25[h.chunk.id]) for h in hits)
+        # A word no chunk holds never empties the results.
         assert {h.chunk.text for h in store.search("banana xyzzy")} == {"apple banana cherry", "apple banana"}
         assert store.search("xyzzy") == [] and store.search("durian")[0].chunk.text == "durian"
-        # A long chunk with both words beats a short one repeating one of them (ranking by BM25 over OR would not).
-        long = "kiwi and banana in a long sentence with many other words around them both"
-        store.replace_document(_doc("/g.md"), [NewChunk(long, 9), NewChunk("kiwi kiwi kiwi", 3)])
-        assert [h.chunk.text for h in store.search("kiwi banana", k=2)][0] == long
-        assert [h.score for h in store.search("cherry")] == sorted(h.score for h in store.search("cherry"))[::-1]
+
+
+def test_search_matches_word_forms_and_other_languages(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(
+            _doc("/f.md"),
+            [
+                NewChunk("People were talking about the packages.", 8),
+                NewChunk("Die Häuser stehen am Fluss.", 7),
+                NewChunk("Машины едут быстро по дороге.", 9),
+                NewChunk("数学 は 楽しい", 4),
+            ]
+            + [NewChunk(f"filler text {i}", 3) for i in range(6)],
+        )
+        assert store.search("talk")[0].chunk.text.startswith("People were talking")
+        assert store.search("package")[0].chunk.text.startswith("People")
+        assert store.search("hauser")[0].chunk.text.startswith("Die Häuser")
+        assert store.search("Häuser Fluss")[0].chunk.text.startswith("Die Häuser")
+        assert store.search("машины")[0].chunk.text.startswith("Машины")
+        assert store.search("数学")[0].chunk.text.startswith("数学")
+
+
+def test_heading_and_title_weigh_more_than_text(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        store.replace_document(_doc("/a.md"), [NewChunk("It mentions the archive once in passing.", 8)])
+        store.replace_document(
+            _doc("/b.md"), [NewChunk("Sections are described here.", 5, heading_path=("The archive", "Sections"))]
+        )
+        doc = NewDocument("/c.md", "h", "markdown", 10, 1.0, "estimate-v1", 512, 64, title="Mirrors")
+        filler = [NewChunk(f"filler {i}", 2) for i in range(5)]
+        store.replace_document(doc, [NewChunk("How to set one up.", 5), *filler])
+        assert store.search("archive")[0].chunk.document == "/b.md"
+        assert store.search("mirrors")[0].chunk.document == "/c.md"
+
+
+def test_search_is_bounded_for_long_queries_and_k_is_checked(tmp_path):
+    import random
+    import time
+
+    from ftstudio.knowledge.store import MAX_K, MAX_QUERY_TERMS
+
+    rng = random.Random(7)
+    vocabulary = [f"w{i}x" for i in range(3000)]
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+        with store.batch():
+            for d in range(20):
+                chunks = [NewChunk(" ".join(rng.choices(vocabulary, k=60)), 60) for _ in range(100)]
+                store.replace_document(_doc(f"/{d}.md"), chunks)
+        query = " ".join(rng.sample(vocabulary, 2000))
+        words, _, _ = store._query_words(query)
+        assert 0 < len(words) <= MAX_QUERY_TERMS
+        started = time.perf_counter()
+        hits = store.search(query, k=10)
+        long_seconds = time.perf_counter() - started
+        assert len(hits) == 10 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        # Generous: a 2,000-word query took 20 s on 18k chunks before it was bounded.
+        assert long_seconds < 5
+        for k in (0, -1, MAX_K + 1, 99999999999999999999, True, 2.5):
+            with pytest.raises(BadInput, match="k must be"):
+                store.search("w1x", k)
+        assert len(store.search("w1x", MAX_K)) <= MAX_K
 
 
 def test_remove_document_by_path_or_id(tmp_path):
@@ -167,7 +232,7 @@ def test_a_version_1_store_migrates_with_its_data(tmp_path):
     with KnowledgeStore.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
         config = dict(store._db.execute("SELECT k, v FROM chunks_fts_config"))
-        assert config["hashsize"] == 32 * 1024 * 1024 and config["rank"] == "bm25(1.0, 0.5)"
+        assert config["hashsize"] == 32 * 1024 * 1024 and config["rank"] == "bm25(1.0, 3.0, 1.0)"
         assert [h.chunk.text for h in store.search("fractions")] == ["ancient fractions"]
         store.replace_document(_doc("/old.md", "h2"), [NewChunk("modern decimals", 2)])
         assert store.search("ancient") == [] and store.search("decimals")[0].chunk.document == "/old.md"

@@ -215,3 +215,28 @@ def test_ingest_markdown_then_generate_end_to_end(cli, project, workspace, ollam
     assert {Path(r["meta"]["document"]).name for r in records} == {"rivers.md", "towns.md"}
     coverage = cli("data", "demo", "--json").json()["coverage"]
     assert coverage["chunks_used"] == 6 and len(coverage["documents"]) == 2
+
+
+def test_data_make_eval_and_review_through_the_cli(cli, grounded, ollama_server):
+    project, _ = grounded
+    setup = ("--provider", "ollama", "--base-url", ollama_server.url, "--model", "llama3:8b")
+    assert cli("generate", "demo", *setup, "--pairs", "6", "--per-chunk", "2").code == 0
+    made = cli("data", "demo", "--make-eval", "5", "--json")
+    assert made.code == 0, made.stderr
+    result = made.json()
+    assert result["questions"] == 5 and set(result["by_kind"]) == {"held_out", "seen", "paraphrase"}
+    assert len(project.eval_set.read_text().splitlines()) == 5
+    again = cli("data", "demo", "--make-eval", "5")
+    assert again.code == 2 and "--fresh" in again.stderr
+
+    reviewed = cli("data", "demo", "--accept", "1-3", "--reject", "4", "--json")
+    assert reviewed.code == 0, reviewed.stderr
+    assert reviewed.json()["review"] == {"accepted": 3, "rejected": 1, "pending": 2, "edited": 0}
+    edited = cli("data", "demo", "--edit", "5", "--question", "Which valley?", "--answer", "The valley of it.")
+    assert edited.code == 0 and "accepted 4" in edited.stdout
+    line5 = json.loads(project.sft_data.read_text().splitlines()[4])
+    assert line5["instruction"] == "Which valley?" and line5["meta"]["helper"] == "ollama:llama3:8b"
+    bad = cli("data", "demo", "--accept", "2-x")
+    assert bad.code == 2 and "2-x" in bad.stderr
+    summary = cli("data", "demo", "--json").json()
+    assert summary["review"]["rejected"] == 1 and summary["eval_set"]["questions"] == 5

@@ -124,6 +124,18 @@ def test_a_helper_that_only_repeats_itself_stops_as_exhausted(grounded):
     assert summary["dropped"]["duplicate"] >= 20
 
 
+def test_a_server_without_json_schema_is_asked_once_then_in_its_own_form_for_the_whole_run(grounded):
+    project, _ = grounded
+    # As llama-cpp-python's server answers: json_schema refused with a 500 naming response_format, json_object with
+    # the schema accepted. Eight requests in flight; the refusal is neither a retry nor a failure.
+    with OpenAIServer(["test-model"], formats=("json_object",), format_status=500, latency_s=0.02) as server:
+        summary = generate(project, settings(server, "openai", concurrency=8), 12)
+        forms = [r["body"]["response_format"]["type"] for r in server.chat_requests()]
+    assert summary["status"] == "done" and summary["written"] == 12 and summary["structured_output"] == "json_object"
+    assert summary["retries"] == 0 and summary["failures"] == 0
+    assert forms[0] == "json_schema" and forms[1:] == ["json_object"] * summary["requests"]
+
+
 def test_a_bad_key_stops_the_run_with_unavailable_and_the_key_stays_secret(grounded, monkeypatch):
     project, _ = grounded
     secret = "sk-or-this-is-secret-987"

@@ -114,7 +114,7 @@ def test_ollama_host_is_read_like_ollamas_own_client(value, url):
 
 
 def test_registry_holds_the_builtins():
-    assert names() == ["ollama", "openai", "openrouter"]
+    assert names() == ["offline", "ollama", "openai", "openrouter"]
 
 
 def test_ollama_provider_lists_chats_and_names_the_fixes(ollama_server, monkeypatch):
@@ -148,19 +148,69 @@ def test_ollama_provider_without_a_server_says_how_to_start_one():
     assert caught.value.kind == "unreachable" and "ollama serve" in caught.value.hint
 
 
-def test_openai_provider_falls_back_to_prompt_only_json():
-    with OpenAIServer(["m"], reject_format=True) as server:
+def _forms(server) -> list[str | None]:
+    return [(r["body"].get("response_format") or {}).get("type") for r in server.chat_requests()]
+
+
+@pytest.mark.parametrize(
+    ("accepted", "status", "expected_forms", "settled"),
+    [
+        (None, 400, ["json_schema"] * 3, "json_schema"),  # a server with json_schema keeps it
+        (("json_object",), 500, ["json_schema"] + ["json_object"] * 3, "json_object"),  # llama-cpp-python's answer
+        (("json_object",), 422, ["json_schema"] + ["json_object"] * 3, "json_object"),
+        ((), 400, ["json_schema", "json_object", None, None, None], None),  # no structured output at all
+        ((), 501, ["json_schema", "json_object", None, None, None], None),
+    ],
+)
+def test_openai_provider_negotiates_structured_output_once_per_server(accepted, status, expected_forms, settled):
+    with OpenAIServer(["m"], formats=accepted, format_status=status) as server:
 
         async def main():
             async with create("openai", base_url=server.url) as p:  # /v1 is added to a bare address
-                first = await p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"})
-                second = await p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"})
-                return first, second
+                replies = [await p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"})]
+                # Many at once after that: the server's form is known, nothing is refused again.
+                replies += await asyncio.gather(
+                    *(p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"}) for _ in range(2))
+                )
+                return replies, p.structured_form
 
-        first, second = run(main())
-    assert "barley" in first.text and not first.structured and not second.structured
-    bodies = [r["body"] for r in server.chat_requests()]
-    assert ["response_format" in b for b in bodies] == [True, False, False]  # rejected once, then never sent
+        replies, form = run(main())
+    assert all("barley" in r.text for r in replies) and form == settled
+    assert all(r.structured == (settled is not None) for r in replies)
+    assert _forms(server) == expected_forms
+    sent = [r["body"].get("response_format") for r in server.chat_requests()]
+    assert all(f["schema"] == {"type": "object"} for f in sent if f and f["type"] == "json_object")
+
+
+def test_concurrent_first_requests_learn_the_form_from_one_refusal():
+    with OpenAIServer(["m"], formats=("json_object",), format_status=500, latency_s=0.05) as server:
+
+        async def main():
+            async with create("openai", base_url=server.url) as p:
+                await asyncio.gather(
+                    *(p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"}) for _ in range(8))
+                )
+
+        run(main())
+    assert _forms(server) == ["json_schema"] + ["json_object"] * 8
+
+
+def test_only_refusals_that_name_the_format_step_down():
+    # A 500 that says nothing about the format is an ordinary server error (retryable), not a step down; a 400
+    # about something else is a bad request; neither changes the form the server is asked for.
+    with OpenAIServer(["m"]) as server:
+        server.script("500")
+
+        async def main():
+            async with create("openai", base_url=server.url) as p:
+                with pytest.raises(ProviderError) as caught:
+                    await p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"})
+                reply = await p.chat("m", [{"role": "user", "content": PROMPT}], schema={"type": "object"})
+                return caught.value, reply, p.structured_form
+
+        error, reply, form = run(main())
+    assert error.kind == "server" and error.retryable and reply.structured and form == "json_schema"
+    assert _forms(server) == ["json_schema", "json_schema"]
 
 
 def test_openai_provider_classifies_errors():
@@ -208,7 +258,7 @@ def test_retry_after_forms_and_backoff_with_jitter():
     from datetime import datetime, timedelta, timezone
     from email.utils import format_datetime
 
-    from ftstudio.synth.generate import BACKOFF_CAP_S, backoff_delay
+    from ftstudio.synth.calls import BACKOFF_CAP_S, backoff_delay
     from ftstudio.synth.providers.base import parse_retry_after
 
     assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None

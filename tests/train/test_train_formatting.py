@@ -7,8 +7,7 @@ from transformers import AutoTokenizer
 
 from ftstudio.dataset import parse_record
 from ftstudio.errors import BadInput
-from ftstudio.train.formatting import IGNORE, Formatter, prepare, split_indices
-from ftstudio.train.runner import _end_ids
+from ftstudio.train.formatting import IGNORE, Formatter, end_of_turn_ids, prepare, split_indices
 
 CONVERSATION = parse_record(
     {
@@ -28,7 +27,7 @@ TURN_END = {"llama": "<|eot_id|>", "qwen2": "<|im_end|>\n", "phi3": "<|end|>\n",
 def formatter_for(tiny_model, arch: str, system: str | None = None) -> Formatter:
     folder = tiny_model(arch)
     tok = AutoTokenizer.from_pretrained(folder)
-    return Formatter.create(tok, system, _end_ids(str(folder), tok))
+    return Formatter.create(tok, system, end_of_turn_ids(str(folder), tok))
 
 
 def trained_runs(enc, tok) -> list[str]:
@@ -68,9 +67,10 @@ def test_system_prompt_folds_into_the_first_turn_when_the_template_rejects_it(ti
     text = mistral.render(mistral.messages(CONVERSATION))
     assert text.startswith("<s>[INST] Answer briefly.\n\nWhat is 3/4")
     llama = formatter_for(tiny_model, "llama", system="Answer briefly.")
-    assert "<|start_header_id|>system<|end_header_id|>\n\nAnswer briefly.<|eot_id|>" in llama.render(
-        llama.messages(CONVERSATION)
-    )
+    rendered = llama.render(llama.messages(CONVERSATION))
+    # Llama 3.2's system turn: its dated header, then the system text.
+    assert rendered.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge")
+    assert "\n\nAnswer briefly.<|eot_id|><|start_header_id|>user" in rendered
     # The system prompt is never trained on.
     assert all("briefly" not in run for run in trained_runs(llama.encode(CONVERSATION), llama.tokenizer))
 
@@ -79,11 +79,12 @@ def test_preflight_truncates_or_drops_long_examples_and_counts_them(tiny_model):
     fmt = formatter_for(tiny_model, "qwen2")
     short = parse_record({"instruction": "Hi?", "output": "Hello."}, 1)
     long = parse_record({"instruction": "Talk?", "output": "word " * 200}, 2)
-    kept = prepare(fmt, [short, long] * 3, max_length=64, too_long="truncate", eval_fraction=0.2, seed=1)
+    # Qwen 2.5's template writes its default system prompt first: 128 tokens hold the short example, not the long.
+    kept = prepare(fmt, [short, long] * 3, max_length=128, too_long="truncate", eval_fraction=0.2, seed=1)
     assert kept.truncated == 3 and len(kept.train) + len(kept.eval) == 6
-    assert max(len(e) for e in kept.train + kept.eval) == 64
-    assert any("3 example(s) longer than 64 tokens were truncated" in w for w in kept.warnings)
-    dropped = prepare(fmt, [short, long] * 3, max_length=64, too_long="drop", eval_fraction=0.2, seed=1)
+    assert max(len(e) for e in kept.train + kept.eval) == 128
+    assert any("3 example(s) longer than 128 tokens were truncated" in w for w in kept.warnings)
+    dropped = prepare(fmt, [short, long] * 3, max_length=128, too_long="drop", eval_fraction=0.2, seed=1)
     assert dropped.dropped == 3 and len(dropped.train) + len(dropped.eval) == 3
 
 

@@ -40,10 +40,11 @@ def test_rows_never_exceed_capacity_and_every_example_is_placed(tiny_model):
     tok = AutoTokenizer.from_pretrained(tiny_model("llama"))
     fmt = Formatter.create(tok)
     examples = [fmt.encode(parse_record({"instruction": "Q" * n, "output": "A" * n})) for n in range(3, 30, 4)]
-    assert max(len(e) for e in examples) <= 80 < sum(len(e) for e in examples)
-    batch = collate(examples, pack=True, capacity=80, pad_id=0)
+    # Llama 3.2's template opens every example with its dated system header (about 30 tokens).
+    assert max(len(e) for e in examples) <= 200 < sum(len(e) for e in examples)
+    batch = collate(examples, pack=True, capacity=200, pad_id=0)
     ids = batch.inputs["input_ids"]
-    assert ids.shape[1] <= 80 and ids.shape[0] < len(examples)
+    assert ids.shape[1] <= 200 and ids.shape[0] < len(examples)
     assert batch.tokens == sum(len(e) for e in examples)
     assert sorted(batch.lines) == sorted(e.line for e in examples)
 

@@ -52,10 +52,10 @@ def test_saved_adapter_reloads_with_the_same_logits(make_project):
     # and its held-out loss matches what the run measured in memory.
     assert get_peft_model_state_dict(tuned)
     from ftstudio.train.evaluate import eval_loss
-    from ftstudio.train.formatting import Formatter, prepare
-    from ftstudio.train.runner import _end_ids, _read_examples
+    from ftstudio.train.formatting import Formatter, end_of_turn_ids, prepare
+    from ftstudio.train.runner import _read_examples
 
-    fmt = Formatter.create(tuned_tokenizer(base), None, _end_ids(base, tuned_tokenizer(base)))
+    fmt = Formatter.create(tuned_tokenizer(base), None, end_of_turn_ids(base, tuned_tokenizer(base)))
     s = project.settings().train
     data = prepare(fmt, _read_examples(project), max_length=s.max_seq_length, too_long=s.too_long,
                    eval_fraction=s.eval_fraction, seed=s.seed)  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ftstudio.dataset import read_dataset
 from ftstudio.example import EXAMPLE_NAME, ensure_example, example_files
 from ftstudio.knowledge.store import KnowledgeStore
@@ -36,3 +38,20 @@ def test_ensure_example_builds_a_project_ready_to_click_through(workspace):
     ensure_example(workspace)
     assert project.sft_data.read_text().startswith('{"instruction": "mine"')
     assert project.knowledge_db.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_the_example_runs_the_whole_flow_offline(cli, workspace):
+    """Eval set, training and the report card with no helper model and no network: the offline helper judges."""
+    project = ensure_example(workspace)
+    assert project.settings().synth.provider == "offline"
+    made = cli("data", "example", "--make-eval", "6", "--json")
+    assert made.code == 0, made.stderr
+    assert made.json()["questions"] == 6 and made.json()["by_kind"]["paraphrase"] >= 1
+    trained = cli("train", "example", "--max-steps", "2", "--json", timeout=600)
+    assert trained.code == 0, trained.stderr
+    card = trained.json()["eval"]["card"]
+    assert card["status"] == "graded" and card["questions"] == 6 and card["judge"] == "offline:rules"
+    assert all(card["conditions"][c]["graded"] == 6 for c in card["conditions"])
+    saved = json.loads((project.runs_dir / trained.json()["run_id"] / "eval.json").read_text())
+    assert saved["card"]["conditions"] == card["conditions"]

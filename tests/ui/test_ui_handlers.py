@@ -133,11 +133,11 @@ def test_own_data_upload_appends_or_replaces_as_chosen_then_edits_and_deletes(cl
     assert [(r["instruction"], r["meta"]["imported_from"]) for r in lines] == [(r["instruction"], "mine.jsonl")
                                                                                for r in rows]  # fmt: skip
 
-    edited = [[1, "What is lamp one?", "Lamp one is the first light."], *table["data"][1:]]
-    message, summary, table = client.predict(
-        "lights", {"headers": ["line", "question", "answer"], "data": edited}, api_name="/save_data_edits"
-    )
-    assert message == "Saved 1 edited lines."
+    edited = [[1, "What is lamp one?", "Lamp one is the first light.", "pending", "pair"], *table["data"][1:]]
+    headers = ["line", "question", "answer", "review", "kind"]
+    message, summary, table = client.predict("lights", {"headers": headers, "data": edited},
+                                             api_name="/save_data_edits")  # fmt: skip
+    assert message == "Saved 1 edited lines." and table["data"][0][3] == "accepted"
     message, summary, table = client.predict("lights", None, api_name="/delete_data_line")
     assert "Type the number of the line" in message
     message, summary, table = client.predict("lights", 2, api_name="/delete_data_line")
@@ -146,7 +146,10 @@ def test_own_data_upload_appends_or_replaces_as_chosen_then_edits_and_deletes(cl
     assert [(r["instruction"], r["output"]) for r in lines] == [
         ("What is lamp one?", "Lamp one is the first light."), (rows[2]["instruction"], rows[2]["output"])
     ]
-    assert lines[1]["meta"] == {"imported_from": "mine.jsonl"}  # a deleted line's neighbours keep their provenance
+    # the edited line keeps its provenance and counts as reviewed; a deleted line's neighbours keep theirs
+    assert lines[0]["meta"]["imported_from"] == "mine.jsonl"
+    assert lines[0]["meta"]["review"] == "accepted" and lines[0]["meta"]["edited"]
+    assert lines[1]["meta"] == {"imported_from": "mine.jsonl"}
 
 
 def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, studio, project):
@@ -173,6 +176,29 @@ def test_generate_with_a_local_ollama_server_appends_grounded_pairs(client, stud
     lines = [json.loads(x) for x in project.sft_data.read_text().splitlines()]
     assert len(lines) == before + 6 and all("sourdough.md" in r["meta"]["document"] for r in lines[before:])
     assert project.settings().synth.model == "qwen2:7b"  # what the form changed, the job saved (--save)
+
+
+def test_review_and_the_eval_set_from_the_generate_tab(client, studio, project):
+    from protocol_servers import OllamaServer
+
+    message, summary, table = client.predict("lights", "3", api_name="/reject_lines")
+    assert message == "Rejected 1 line(s)." and table["data"][2][3] == "rejected" and "1 rejected" in summary
+    message, *_ = client.predict("lights", "x-2", api_name="/reject_lines")
+    assert "'x-2'" in message  # a bad line list is named, nothing changes
+    edited = json.loads(project.sft_data.read_text().splitlines()[2])
+    assert edited["meta"]["review"] == "rejected" and edited["meta"]["chunk_ids"]  # provenance kept
+
+    project.update_settings("eval", max_new_tokens=8, passages=2)  # short answers keep the card quick
+    refused = client.predict("lights", "ollama", "", "", "", 3, False, api_name="/make_eval_set")
+    assert "Helper model" in refused and not project.eval_set.exists()
+    with OllamaServer(models=["qwen2:7b"]) as server:
+        started = client.predict("lights", "ollama", server.url, "qwen2:7b", "", 3, False, api_name="/make_eval_set")
+        assert started.startswith("Started data job"), started
+        state = studio.wait_job("lights", "data")
+    assert state.status == "done", state.error
+    assert "--make-eval=3" in state.cli and state.result["questions"] == 3
+    assert project.settings().synth.model == "qwen2:7b"  # the helper that wrote the set is the project's
+    assert len(project.eval_set.read_text().splitlines()) == 3
 
 
 def test_helper_list_says_clearly_when_ollama_is_not_running(client):
@@ -213,8 +239,29 @@ def test_train_a_few_steps_then_see_the_loss_and_the_comparison(client, studio, 
     assert [p["step"] for p in points if p["series"] == "train"] == [1, 2, 3, 4]
     assert [p["step"] for p in points if p["series"] == "eval"] == [2, 4]
     result = client.predict("lights", api_name="/train_refresh")
-    comparison = result[-1]
+    comparison, card = result[-3], result[-2]
     assert "eval loss **base" in comparison and "| question | reference | base | tuned |" in comparison
+    # The helper that wrote the eval set is gone: the run's card holds the answers, no verdicts, and says why.
+    assert "**unjudged**" in card and "⚠ no verdicts" in card
+    assert client.predict("lights", api_name="/card_bars") == []  # no accuracy is drawn as a zero
+
+
+def test_report_card_job_grades_the_run_and_charts_it(client, studio, project):
+    needs_training()
+    from protocol_servers import OllamaServer
+
+    with OllamaServer(models=["qwen2:7b"]) as server:
+        project.update_settings("synth", base_url=server.url)
+        started = client.predict("lights", None, "", api_name="/make_card")
+        assert started.startswith("Started eval job"), started
+        state = studio.wait_job("lights", "eval", timeout=400)
+    assert state.status == "done", state.error
+    assert state.result["status"] == "graded" and state.result["questions"] == 3
+    bars = client.predict("lights", api_name="/card_bars")
+    assert sorted(b["condition"] for b in bars) == ["base", "base + passages", "tuned", "tuned + passages"]
+    assert all(b["run"] == state.result["run"] and 0 <= b["accuracy"] <= 100 for b in bars)
+    card = client.predict("lights", api_name="/train_refresh")[-2]
+    assert "**graded**" in card and "| held out (" in card
 
 
 def test_export_a_gguf_and_find_its_download_link(client, studio, project):

@@ -29,6 +29,7 @@ class CatalogEntry:
     shape: dict[str, Any] = field(hash=False)
     full_precision: str | None = None
     gated: bool = False
+    config_from: str | None = None
 
 
 @lru_cache(maxsize=1)

@@ -21,9 +21,8 @@ from ftstudio.basemodels.hardware import Hardware, detect_hardware
 from ftstudio.basemodels.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
 from ftstudio.basemodels.resolve import ResolvedModel, resolve_model
 from ftstudio.errors import BadInput, Unavailable
+from ftstudio.families import FAMILIES, gguf_model_types
 
-# Architectures (config.json model_type) the GGUF export writes; the export stage imports this set.
-GGUF_ARCHITECTURES = frozenset({"llama", "qwen2", "phi3", "mistral"})
 CPU_PRACTICAL_PARAMS = 2e9  # above this, LoRA on a CPU runs for days rather than hours
 MEMORY_WARN_FRACTION = 0.85
 
@@ -220,15 +219,16 @@ def _apply_rules(
                     f"use --seq-len {context} or less")
         )  # fmt: skip
     findings += _template_rules(facts, info)
-    gguf = facts.architecture in GGUF_ARCHITECTURES
+    gguf = facts.architecture in gguf_model_types()
     info["gguf_export"] = gguf
     if gguf:
         findings.append(Finding("gguf", "ok", f"GGUF export supports {facts.architecture}"))
     else:
+        families = ", ".join(f.label for f in FAMILIES.values())
         findings.append(
             Finding("gguf", "warn", f"GGUF export does not support the {facts.architecture} architecture",
-                    "the adapter and merged-safetensors exports still work; for GGUF pick a llama, qwen2, phi3 or "
-                    "mistral model")
+                    f"the adapter and merged-safetensors exports still work; for GGUF pick a model of a family "
+                    f"llama.cpp runs ({families})")
         )  # fmt: skip
     return CheckResult(facts.label, tuple(findings), estimates, hw, info)
 

@@ -81,9 +81,11 @@ class ModelShape:
             num_key_value_heads=int(config.get("num_key_value_heads") or heads),
             head_dim=int(config.get("head_dim") or hidden // heads),
             vocab_size=int(config["vocab_size"]),
-            # transformers' own default is True, but the decoder families set it explicitly; missing means untied
-            # in every family we list, and counting the head separately errs on the safe side.
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            tie_word_embeddings=bool(
+                config["tie_word_embeddings"]
+                if "tie_word_embeddings" in config
+                else _tied_by_default(str(config.get("model_type") or architecture or ""))
+            ),
         )
 
     @property
@@ -98,12 +100,15 @@ class ModelShape:
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     def parameters(self) -> int:
-        """Every parameter: embeddings, head, attention, MLP, norms (and Qwen2's q/k/v biases)."""
+        """Every parameter: embeddings, head, attention, MLP, norms and biases (as the model's family has them)."""
+        from ftstudio.families import for_config
+
         h, i = self.hidden_size, self.intermediate_size
+        family = for_config({"model_type": self.architecture})
         attention = h * self._q + 2 * h * self._kv + self._q * h
-        if self.architecture == "qwen2":
+        if family and family.qkv_bias:
             attention += self._q + 2 * self._kv
-        norms = 4 * h if self.architecture == "gemma2" else 2 * h
+        norms = family.layer_norm_parameters(h, self._q, self._kv, self.head_dim) if family else 2 * h
         per_layer = attention + 3 * h * i + norms
         return self.embedding_parameters() + self.num_hidden_layers * per_layer + h
 
@@ -115,6 +120,18 @@ class ModelShape:
         else:
             pairs = [(h, self._q), (h, self._kv), (h, self._kv), (self._q, h), (h, i), (h, i), (i, h)]
         return self.num_hidden_layers * sum(rank * (n_in + n_out) for n_in, n_out in pairs)
+
+
+def _tied_by_default(model_type: str) -> bool:
+    """What transformers assumes when a config leaves tie_word_embeddings out: its config class's default (SmolLM3's
+    published config omits it and ties; Llama's class does not tie). An unknown type counts the head separately,
+    which errs on the safe side."""
+    try:
+        from transformers import CONFIG_MAPPING
+
+        return bool(CONFIG_MAPPING[model_type]().tie_word_embeddings)
+    except Exception:  # noqa: BLE001 - unknown type, or a config class that cannot be built without arguments
+        return False
 
 
 @dataclass(frozen=True)

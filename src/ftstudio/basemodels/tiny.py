@@ -6,99 +6,23 @@ model.safetensors, tokenizer.json, tokenizer_config.json, chat template, generat
 `AutoModelForCausalLM` / `AutoTokenizer` offline. Tests use it, and so can users as a quick offline smoke run
 (`ftstudio models tiny FOLDER --arch llama`).
 
-Each family's tokenizer reproduces its real design, so that llama.cpp splits text exactly as transformers does:
-- llama (Llama 3) and qwen2 (Qwen 2/2.5): byte-level BPE behind the family's own split regex;
-- phi3 and mistral: SentencePiece-style BPE on "▁"-marked words with the 256 byte-fallback tokens.
+What each family's model is (config settings, tokenizer design, special tokens, chat template) comes from its entry
+in `ftstudio.families`; the kit reproduces the tokenizer's real design, so that llama.cpp splits text exactly as
+transformers does: byte-level BPE behind the family's own splitting steps (Llama 3, Qwen, SmolLM3, Granite, OLMo 2,
+Phi-4-mini), or SentencePiece-style BPE on "▁"-marked words with the 256 byte-fallback tokens (Mistral, Phi-3,
+Gemma).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ARCHITECTURES = ("llama", "qwen2", "phi3", "mistral")
+from ftstudio.families import FAMILIES
+from ftstudio.families.base import TinyTokenizer
 
-# The families' real pre-tokenizer patterns (what llama.cpp calls "llama-bpe" and "qwen2").
-LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"  # noqa: E501
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-LLAMA3_TEMPLATE = (
-    "{% set loop_messages = messages %}{% for message in loop_messages %}"
-    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim"
-    " + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-PHI3_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
-    "{{ '<|system|>\n' + message['content'] + '<|end|>\n' }}{% elif message['role'] == 'user' %}"
-    "{{ '<|user|>\n' + message['content'] + '<|end|>\n' }}{% elif message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\n' + message['content'] + '<|end|>\n' }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
-)
-MISTRAL_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
-    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}"
-    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
-)
-
-
-@dataclass(frozen=True)
-class Family:
-    """What makes a model family's tokenizer and template what they are."""
-
-    arch: str
-    config_class: str
-    byte_level: bool  # byte-level BPE with a split regex, else SentencePiece-style with byte fallback
-    split: str | None
-    specials: tuple[str, ...]  # in id order after the trained vocabulary (byte-level) or first (SPM)
-    bos: str | None
-    eos: str
-    pad: str | None
-    unk: str | None
-    add_bos: bool
-    template: str
-    eos_ids: tuple[str, ...]  # generation_config's end tokens
-    tie_embeddings: bool
-
-
-FAMILIES: dict[str, Family] = {
-    "llama": Family(
-        "llama", "LlamaConfig", True, LLAMA3_SPLIT,
-        ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
-        bos="<|begin_of_text|>", eos="<|eot_id|>", pad=None, unk=None, add_bos=True, template=LLAMA3_TEMPLATE,
-        eos_ids=("<|end_of_text|>", "<|eot_id|>"), tie_embeddings=False,
-    ),
-    "qwen2": Family(
-        "qwen2", "Qwen2Config", True, QWEN2_SPLIT, ("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
-        bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None, add_bos=False, template=CHATML_TEMPLATE,
-        eos_ids=("<|im_end|>", "<|endoftext|>"), tie_embeddings=True,
-    ),
-    # Phi-3's own release sets pad = eos = <|endoftext|>: a pitfall training must handle, so the kit keeps it.
-    "phi3": Family(
-        "phi3", "Phi3Config", False, None,
-        ("<unk>", "<s>", "</s>", "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"),
-        bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>", unk="<unk>", add_bos=False, template=PHI3_TEMPLATE,
-        eos_ids=("<|endoftext|>", "<|assistant|>", "<|end|>"), tie_embeddings=False,
-    ),
-    "mistral": Family(
-        "mistral", "MistralConfig", False, None, ("<unk>", "<s>", "</s>"),
-        bos="<s>", eos="</s>", pad=None, unk="<unk>", add_bos=True, template=MISTRAL_TEMPLATE,
-        eos_ids=("</s>",), tie_embeddings=False,
-    ),
-}  # fmt: skip
+ARCHITECTURES = tuple(FAMILIES)
 
 # Text of our own for training the tiny tokenizers: prose, numbers, punctuation, code and several scripts, so that
 # every byte pattern the tests use has been seen.
@@ -132,64 +56,72 @@ def build_tokenizer(arch: str, vocab_size: int = 1024):
     from transformers import PreTrainedTokenizerFast
 
     family = FAMILIES[arch]
-    if family.byte_level:
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(family.split), behavior="isolated"),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
+    spec = family.tiny.tokenizer
+    if spec.design == "byte-level":
+        tok = Tokenizer(models.BPE(ignore_merges=spec.ignore_merges))
+        steps = [pre_tokenizers.Digits(individual_digits=True)] if spec.digits else []
+        if spec.split is not None:
+            steps.append(pre_tokenizers.Split(Regex(spec.split), behavior="isolated"))
+        steps.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=spec.split is None))
+        tok.pre_tokenizer = pre_tokenizers.Sequence(steps)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
         )
         tok.train_from_iterator(_train_corpus(), trainer)
-        tok.add_special_tokens(list(family.specials))
+        tok.add_special_tokens(list(spec.specials))
     else:
-        tok = _spm_style_tokenizer(family, vocab_size)
-    if family.add_bos:
-        bos_id = tok.token_to_id(family.bos)
+        tok = _spm_style_tokenizer(spec, vocab_size)
+    if spec.plain_added:
+        tok.add_tokens(list(spec.plain_added))
+    if spec.add_bos:
+        bos_id = tok.token_to_id(spec.bos)
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{family.bos} $A", pair=f"{family.bos} $A {family.bos} $B", special_tokens=[(family.bos, bos_id)]
+            single=f"{spec.bos} $A", pair=f"{spec.bos} $A {spec.bos} $B", special_tokens=[(spec.bos, bos_id)]
         )
-    elif family.byte_level:
+    elif spec.design == "byte-level":
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token=family.bos,
-        eos_token=family.eos,
-        pad_token=family.pad,
-        unk_token=family.unk,
-        chat_template=family.template,
-        clean_up_tokenization_spaces=False,
+        bos_token=spec.bos,
+        eos_token=spec.eos,
+        pad_token=spec.pad,
+        unk_token=spec.unk,
+        chat_template=family.template_text(),
+        clean_up_tokenization_spaces=spec.clean_up_spaces,
         model_max_length=2048,
     )
 
 
-def _spm_style_tokenizer(family: Family, vocab_size: int):
-    """Llama-2-style tokenizer: <unk> <s> </s>, the 256 byte tokens, then BPE pieces on '▁'-joined words."""
+def _spm_style_tokenizer(spec: TinyTokenizer, vocab_size: int):
+    """Llama-2/Gemma-style tokenizer: the leading specials, the 256 byte tokens, then BPE pieces on '▁'-joined
+    words, then the other specials."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-    scratch = Tokenizer(models.BPE(unk_token="<unk>"))
-    scratch.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    budget = vocab_size - 3 - 256 - (len(family.specials) - 3)
+    unk = spec.unk or "<unk>"
+    scratch = Tokenizer(models.BPE(unk_token=unk))
+    scheme = "always" if spec.prefix_space else "never"
+    scratch.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme, split=True)
+    budget = vocab_size - len(spec.leading) - 256 - len(spec.specials)
     scratch.train_from_iterator(_train_corpus(), trainers.BpeTrainer(vocab_size=budget, show_progress=False))
     learned = json.loads(scratch.to_str())["model"]
 
-    vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab: dict[str, int] = {t: i for i, t in enumerate(spec.leading)}
     for b in range(256):
         vocab[f"<0x{b:02X}>"] = len(vocab)
     for piece in sorted(learned["vocab"], key=learned["vocab"].get):
         vocab.setdefault(piece, len(vocab))
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    # As Llama 2 / Mistral / Phi-3 ship it: spaces become '▁' and one is prepended, with no pre-splitting.
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
-    tok.add_special_tokens(list(family.specials))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, byte_fallback=True, fuse_unk=True))
+    # As Llama 2 / Mistral / Phi-3 ship it: spaces become '▁' and one is prepended, with no pre-splitting; Gemma
+    # prepends none.
+    replace = normalizers.Replace(" ", "▁")
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), replace]) if spec.prefix_space else replace
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if spec.prefix_space:
+        steps.append(decoders.Strip(" ", 1, 0))
+    tok.decoder = decoders.Sequence(steps)
+    tok.add_special_tokens(list(spec.leading + spec.specials))
     return tok
 
 
@@ -198,17 +130,19 @@ def build_tiny_model(
     arch: str = "llama",
     *,
     hidden_size: int = 64,
-    layers: int = 2,
+    layers: int | None = None,
     heads: int = 4,
     kv_heads: int = 2,
     intermediate_size: int | None = None,
     vocab_size: int = 1024,
-    max_positions: int = 2048,
+    max_positions: int | None = None,
     quantized_4bit: bool = False,
     seed: int = 0,
     dtype: str = "float32",
 ) -> Path:
-    """Write a random-weight model of `arch` with its family's tokenizer and template into `folder`; return it.
+    """Write a random-weight model of `arch` (a family name) with its family's config settings, tokenizer and
+    template into `folder`; return it. `layers` and `max_positions` default to the family's tiny config (else 2 and
+    2048).
 
     `quantized_4bit=True` writes a config that claims bitsandbytes NF4 quantization, like the `…-bnb-4bit` hub
     repositories, for testing the 4-bit rules (the weights themselves stay unquantized).
@@ -223,24 +157,32 @@ def build_tiny_model(
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(arch, vocab_size)
     ids = tokenizer.convert_tokens_to_ids
+    spec = family.tiny.tokenizer
     config_kwargs: dict[str, Any] = dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size or hidden_size * 2,
-        num_hidden_layers=layers,
+        num_hidden_layers=2,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=family.tie_embeddings,
-        bos_token_id=ids(family.bos) if family.bos else None,
-        eos_token_id=[ids(t) for t in family.eos_ids] if len(family.eos_ids) > 1 else ids(family.eos_ids[0]),
-        pad_token_id=ids(family.pad) if family.pad else None,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        bos_token_id=ids(spec.bos) if spec.bos else None,
+        eos_token_id=[ids(t) for t in spec.generation_eos] if len(spec.generation_eos) > 1
+        else ids(spec.generation_eos[0]),
+        pad_token_id=ids(spec.pad) if spec.pad else None,
         rms_norm_eps=1e-5,
-        rope_theta=10000.0,
     )
-    if arch == "phi3":
-        config_kwargs.pop("rope_theta")
-    config = getattr(transformers, family.config_class)(**config_kwargs)
+    config_kwargs.update({k: v for k, v in family.tiny.config.items() if k != "model_type"})
+    if layers is not None:
+        config_kwargs["num_hidden_layers"] = layers
+        if "layer_types" in family.tiny.config:  # the family's pattern, repeated over the layers asked for
+            pattern = family.tiny.config["layer_types"]
+            config_kwargs["layer_types"] = [pattern[i % len(pattern)] for i in range(layers)]
+    if max_positions is not None:
+        config_kwargs["max_position_embeddings"] = max_positions
+    config = transformers.AutoConfig.for_model(family.tiny.config["model_type"], **config_kwargs)
+    config._attn_implementation = family.attn_implementation
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     # Random init at the library's default scale gives near-uniform logits; a wider spread makes logit comparisons

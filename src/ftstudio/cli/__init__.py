@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.text import Text
 
-from ftstudio.cli import data, export, knowledge, models, project, synth, train, ui
+from ftstudio.cli import data, evaluate, export, knowledge, models, project, synth, train, ui
 from ftstudio.cli.common import err, visible
 from ftstudio.errors import FtError, error_document
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (project, knowledge, models, synth, data, train, export, ui):
+for module in (project, knowledge, models, synth, data, train, evaluate, export, ui):
     module.register(app)
 
 

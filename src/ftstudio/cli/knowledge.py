@@ -13,6 +13,7 @@ import typer
 
 from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar
 from ftstudio.knowledge.settings import KnowledgeSettings
+from ftstudio.knowledge.store import MAX_K
 from ftstudio.project import Project
 
 _FIELDS = KnowledgeSettings.model_fields
@@ -52,6 +53,8 @@ def ingest(
         for doc in result.documents:
             if doc.status != "failed":
                 out.print(f"{doc.status:9} {doc.chunks:6} chunks  {doc.path}", markup=False)
+                for note in doc.notes:
+                    out.print(f"{'':17} note: {note}", markup=False, highlight=False, soft_wrap=True)
         c = result.counts()
         out.print(
             f"{c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed "
@@ -91,8 +94,10 @@ def docs(
         if not documents:
             out.print(f"No documents yet: `ftstudio ingest {name} PATH...` adds some.", markup=False)
         for d in documents:
+            encoding = f"  ({d['encoding']})" if d["encoding"] else ""
             out.print(
-                f"{d['id']:5}  {d['type']:8} {d['chunks']:6} chunks {d['tokens']:9} tokens  {d['path']}", markup=False
+                f"{d['id']:5}  {d['type']:8} {d['chunks']:6} chunks {d['tokens']:9} tokens  {d['path']}{encoding}",
+                markup=False,
             )
 
     emit({"documents": documents, "removed": removed}, json, human)
@@ -100,15 +105,19 @@ def docs(
 
 def search(
     name: Annotated[str, typer.Argument(help="Project name.")],
-    query: Annotated[str, typer.Argument(help="Any text; words are matched, ranked by BM25.")],
-    k: Annotated[int, typer.Option("-k", help="How many results.", min=1)] = 5,
+    query: Annotated[str, typer.Argument(help="Any text; words are matched (English word forms too), ranked by BM25.")],
+    k: Annotated[str, typer.Option("-k", help=f"How many results (1 to {MAX_K}).")] = "5",
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Full-text search of the project's chunks: the best matches with their snippet and where they come from."""
     import ftstudio
+    from ftstudio.errors import BadInput
 
-    hits = ftstudio.search(Project.open(name, root), query=query, k=k)
+    # Read as text and checked here: typer would turn a huge number into an OverflowError traceback.
+    if not (k.isascii() and k.isdigit() and 1 <= int(k) <= MAX_K):
+        raise BadInput(f"-k {k!r}: must be a whole number from 1 to {MAX_K}", hint="for example -k 10")
+    hits = ftstudio.search(Project.open(name, root), query=query, k=int(k))
     results = [
         {
             "chunk_id": h.chunk.id,

@@ -142,10 +142,16 @@ def use(
     )
 
 
+# The registry's family names (ftstudio.families, too heavy to import at CLI start-up; a test holds them equal).
+TINY_FAMILIES_HELP = (
+    "A model family: llama, mistral, smollm3, qwen3, qwen2, gemma3, gemma2, phi4-mini, phi3, granite or olmo2."
+)
+
+
 @app.command("tiny")
 def tiny(
     folder: Annotated[Path, typer.Argument(help="New folder to write the model into (must not exist or be empty).")],
-    arch: Annotated[str, typer.Option("--arch", help="llama, qwen2, phi3 or mistral.")] = "llama",
+    arch: Annotated[str, typer.Option("--arch", help=TINY_FAMILIES_HELP)] = "llama",
     quantized_4bit: Annotated[bool, typer.Option("--4bit", help="Claim bitsandbytes 4-bit in config.json.")] = False,
     root: RootOpt = None,
     json: JsonOpt = False,

@@ -66,6 +66,16 @@ def generate(
     pairs_per_chunk: Annotated[int | None, typer.Option("--per-chunk", help=_help("pairs_per_chunk"))] = None,  # noqa: UP007
     max_cost: Annotated[float | None, typer.Option("--max-cost", help=_request_help("max_cost"))] = None,  # noqa: UP007
     judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help=_help("judge"))] = None,  # noqa: UP007
+    question_types: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option(help=_help("question_types") + " Comma-separated: fact,explanation,procedure,comparison,numeric."),
+    ] = None,
+    paraphrases: Annotated[int | None, typer.Option(help=_help("paraphrases"))] = None,  # noqa: UP007
+    followups: Annotated[bool | None, typer.Option("--followups/--no-followups", help=_help("followups"))] = None,  # noqa: UP007
+    passages_share: Annotated[float | None, typer.Option(help=_help("passages_share"))] = None,  # noqa: UP007
+    distractors: Annotated[int | None, typer.Option(help=_help("distractors"))] = None,  # noqa: UP007
+    audience: Annotated[str | None, typer.Option(help=_help("audience"))] = None,  # noqa: UP007
+    style: Annotated[str | None, typer.Option(help=_help("style"))] = None,  # noqa: UP007
     fresh: Annotated[bool, typer.Option("--fresh", help=_request_help("fresh"))] = False,
     set_: SetOpt = None,
     save: SaveOpt = False,
@@ -74,8 +84,10 @@ def generate(
 ) -> None:
     """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
 
-    Setting flags (--provider, --model, --base-url, --concurrency, --per-chunk, --judge, --set KEY=VALUE) apply to
-    this run; --save also stores them in project.toml. API keys come from the environment (OPENROUTER_API_KEY,
+    Setting flags (--provider, --model, --base-url, --concurrency, --per-chunk, --judge, the training mix:
+    --question-types, --paraphrases, --followups, --passages-share, --distractors, --audience, --style, and
+    --set KEY=VALUE for any other [synth] setting) apply to this run; --save also stores them in project.toml, once
+    the helper answered (a refused run saves nothing). API keys come from the environment (OPENROUTER_API_KEY,
     OPENAI_API_KEY) and are never saved.
     """
     import ftstudio
@@ -85,7 +97,9 @@ def generate(
     project = Project.open(name, root)
     flags = {
         "provider": provider, "model": model, "base_url": base_url, "concurrency": concurrency,
-        "pairs_per_chunk": pairs_per_chunk, "judge": judge,
+        "pairs_per_chunk": pairs_per_chunk, "judge": judge, "paraphrases": paraphrases, "followups": followups,
+        "passages_share": passages_share, "distractors": distractors, "audience": audience, "style": style,
+        "question_types": [t.strip() for t in question_types.split(",") if t.strip()] if question_types else None,
     }  # fmt: skip
     request = GenerateRequest.build(pairs=pairs, topic=topic, topic_only=topic_only, max_cost=max_cost, fresh=fresh,
                                     overrides=overrides(flags, set_), save=save)  # fmt: skip
@@ -99,14 +113,28 @@ def generate(
     summary = result.to_dict()
     emit(summary, json, lambda: _render(summary))
     if summary["status"] != "done":
-        err.print(f"stopped ({summary['stop_reason']}): run `ftstudio generate {name}` again to resume")
-        raise typer.Exit(130 if summary["stop_reason"] == "cancelled" else 1)
+        reason = summary["stop_reason"]
+        why = _STOPPED.get(reason, "").format(dropped=_dropped(summary))
+        err.print(f"stopped ({reason}) after {summary['written']} of {summary['target']} pairs{why}; "
+                  f"`ftstudio generate {name}` resumes the run", markup=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(130 if reason == "cancelled" else 1)
+
+
+_STOPPED = {
+    "exhausted": ": the helper's last replies gave no new pair (dropped: {dropped}); a stronger helper model, "
+    "more documents, or looser filters in [synth] of project.toml may help",
+    "max_cost": ": the next requests could go over --max-cost",
+}
+
+
+def _dropped(s: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none"
 
 
 def _render(s: dict) -> None:
-    dropped = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "none"
     out.print(f"Wrote {s['written']} of {s['target']} pairs to {s['data']} (run {s['run']}, {s['seconds']} s)")
-    out.print(f"dropped: {dropped}")
+    out.print(f"dropped: {_dropped(s)}")
+    out.print(f"structured output: {s['structured_output']}")
     out.print(
         f"requests {s['requests']} (retries {s['retries']}, failed {s['failures']}), "
         f"tokens {s['tokens']['in']} in / {s['tokens']['out']} out, cost ${s['cost_usd']:.4f}"

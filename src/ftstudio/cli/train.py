@@ -43,6 +43,10 @@ def train(
     rank: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "rank"))] = None,
     seed: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "seed"))] = None,
     save_every: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "save_every"))] = None,
+    only_accepted: Annotated[
+        bool | None,  # noqa: UP007
+        typer.Option("--only-accepted/--no-only-accepted", help=setting_help(TrainSettings, "only_accepted")),
+    ] = None,
     resume: Annotated[str | None, typer.Option(help=_request_help("resume"))] = None,
     probe_only: Annotated[bool, typer.Option(help=_request_help("probe_only"))] = False,
     set_: SetOpt = None,
@@ -161,6 +165,10 @@ def _print_result(result, name: str) -> None:
     if result.eval:
         e = result.eval
         out.print(f"held-out loss: base {e['base_eval_loss']} → tuned {e['tuned_eval_loss']}")
+        if e.get("card"):
+            from ftstudio.cli.evaluate import print_card
+
+            print_card(e["card"])
         for a in e["answers"]:
             out.print(f"\nQ (line {a['line']}): {a['prompt']}\n  reference: {a['reference']}\n"
                       f"  base:      {a['base']}\n  tuned:     {a['tuned']}", markup=False)  # fmt: skip

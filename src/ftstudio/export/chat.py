@@ -1,15 +1,14 @@
 """The model's own chat template: reading it from a model folder, rendering it, and finding its end-of-turn token.
 
-Rendering follows transformers (`jinja2` sandbox, `trim_blocks`, `lstrip_blocks`, `raise_exception`), so what
-export derives from the template (the end-of-turn token, the Ollama template's default system text) is what training
-saw.
+Rendering is transformers' own (its sandboxed jinja2 environment with `raise_exception`, `strftime_now` and the
+`{% generation %}` tag), so what export derives from the template (the end-of-turn token, the Ollama template's
+default system text) is what training saw.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,20 @@ class ChatFormat:
     bos: str | None
     eos: str | None
     specials: tuple[str, ...]  # every special token text, longest first
+    source: str = "the chat template"  # the file it was read from, for messages
 
     @classmethod
     def from_folder(cls, folder: Path) -> ChatFormat:
         """Read the chat template and special tokens; BadInput when the model has no chat template."""
         config = _json(folder / "tokenizer_config.json")
         template = config.get("chat_template")
+        source = folder / "tokenizer_config.json"
         if (folder / "chat_template.jinja").is_file():
-            template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+            source = folder / "chat_template.jinja"
+            template = source.read_text(encoding="utf-8")
         elif (folder / "chat_template.json").is_file():
-            template = _json(folder / "chat_template.json").get("chat_template")
+            source = folder / "chat_template.json"
+            template = _json(source).get("chat_template")
         if isinstance(template, list):  # named templates: the default one
             template = next((t["template"] for t in template if t.get("name") == "default"), template[0]["template"])
         if not template:
@@ -45,31 +48,32 @@ class ChatFormat:
             )
         added = _json(folder / "tokenizer.json").get("added_tokens", [])
         specials = tuple(sorted({t["content"] for t in added if t.get("special")}, key=len, reverse=True))
-        return cls(template, _token_text(config.get("bos_token")), _token_text(config.get("eos_token")), specials)
+        bos, eos = _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
+        return cls(template, bos, eos, specials, str(source))
 
-    @cached_property
-    def _compiled(self):
-        from jinja2.exceptions import TemplateError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True, **kwargs: Any) -> str:
+        """The template's text for `messages` (dicts with role and content); `kwargs` reach the template.
 
-        def raise_exception(message: str) -> None:
-            raise TemplateError(message)
+        Raises BadInput naming the template's file when it cannot render them.
+        """
+        from transformers.utils.chat_template_utils import render_jinja_template
 
-        env = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-        )
-        env.filters["tojson"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent)
-        env.globals["raise_exception"] = raise_exception
-        return env.from_string(self.template)
-
-    def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        """The template's text for `messages` (dicts with role and content)."""
-        return self._compiled.render(
-            messages=messages,
-            add_generation_prompt=add_generation_prompt,
-            bos_token=self.bos or "",
-            eos_token=self.eos or "",
-        )
+        try:
+            rendered, _ = render_jinja_template(
+                [messages],
+                chat_template=self.template,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos or "",
+                eos_token=self.eos or "",
+                **kwargs,
+            )
+        except Exception as exc:  # jinja2's syntax and template errors, or whatever the template's code raises
+            raise BadInput(
+                f"{self.source}: the chat template cannot render a conversation ({type(exc).__name__}: {exc})",
+                hint="fix the template (or replace it with the base model's published one), then export again; "
+                "--format merged or adapter do not need it",
+            ) from exc
+        return rendered[0]
 
     def end_of_turn(self) -> str:
         """The special token that closes an assistant turn (<|eot_id|>, <|im_end|>, <|end|>, </s>…)."""

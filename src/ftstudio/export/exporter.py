@@ -117,7 +117,8 @@ def _export_gguf(
     from ftstudio.export.gguf import arch, quantize
     from ftstudio.export.gguf.writer import export_gguf
 
-    arch.arch_spec(json.loads((base / "config.json").read_text(encoding="utf-8")))
+    arch.family_for(json.loads((base / "config.json").read_text(encoding="utf-8")))
+    ChatFormat.from_folder(base).end_of_turn()  # the template must render, before any work
     quantize.require_llama_cpp(quant)
     verify = settings.verify if verify is None else verify
     if verify is None:

@@ -1,40 +1,22 @@
 """The Ollama Modelfile beside each GGUF: FROM, a TEMPLATE equal to the model's chat template, stop tokens, SYSTEM.
 
-Ollama renders prompts with Go's text/template, not Jinja, so each chat format the catalog uses has its Go
-equivalent here, written against Ollama's data (`.Messages` with `.Role` and `.Content`; Ollama puts the SYSTEM
-text into `.Messages` as a system message). Ollama's tokenizer adds BOS itself when the GGUF says so, so the
-template leaves it out. Text the HF template adds by itself (Qwen's default system prompt) is read from it.
+Ollama renders prompts with Go's text/template, not Jinja, so each family's chat format has its Go equivalent in
+the family registry (`ftstudio.families`), written against Ollama's data (`.Messages` with `.Role` and `.Content`;
+Ollama puts the SYSTEM text into `.Messages` as a system message). Ollama's tokenizer adds BOS itself when the GGUF
+says so, so the templates leave it out. Text the HF template adds by itself (Qwen's default system prompt) is read
+from it; a dated header gets the export's date.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+from ftstudio import families
 from ftstudio.errors import BadInput
 from ftstudio.export.chat import ChatFormat
-
-_LLAMA3 = (
-    "{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
-    "<|start_header_id|>assistant<|end_header_id|>\n\n"
-)
-_CHATML = (
-    '{{ range $i, $m := .Messages }}{{ if and (eq $i 0) (ne $m.Role "system") }}{DEFAULT_SYSTEM}{{ end }}'
-    "<|im_start|>{{ $m.Role }}\n{{ $m.Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
-)
-_PHI3 = (
-    '{{ range .Messages }}{{ if eq .Role "system" }}{{ if .Content }}<|system|>\n{{ .Content }}<|end|>\n{{ end }}'
-    '{{ else if eq .Role "user" }}<|user|>\n{{ .Content }}<|end|>\n'
-    '{{ else if eq .Role "assistant" }}<|assistant|>\n{{ .Content }}<|end|>\n{{ end }}{{ end }}<|assistant|>\n'
-)
-# Mistral's template has no system role: the system text opens the first user turn, as Mistral's later templates do.
-_MISTRAL = (
-    '{{ $system := "" }}{{ range .Messages }}{{ if eq .Role "system" }}{{ $system = .Content }}{{ end }}{{ end }}'
-    '{{ $first := true }}{{ range .Messages }}{{ if eq .Role "user" }}[INST] '
-    "{{ if and $first $system }}{{ $system }}\n\n{{ end }}{{ .Content }} [/INST]{{ $first = false }}"
-    '{{ else if eq .Role "assistant" }}{{ .Content }}</s>{{ end }}{{ end }}'
-)
 
 
 @dataclass(frozen=True)
@@ -46,24 +28,23 @@ class OllamaChat:
     stop: tuple[str, ...]
 
 
-def ollama_chat(chat: ChatFormat, eos_tokens: list[str]) -> OllamaChat:
-    """The Go template and stop strings for `chat`; BadInput when its format is not one ftstudio knows."""
-    source = chat.template
-    if "<|start_header_id|>" in source:
-        family, template = "llama3", _LLAMA3
-    elif "<|im_start|>" in source:
-        family, template = "chatml", _CHATML.replace("{DEFAULT_SYSTEM}", _chatml_default_system(chat))
-    elif "<|user|>" in source and "<|assistant|>" in source:
-        family, template = "phi3", _PHI3
-    elif "[INST]" in source:
-        family, template = "mistral", _MISTRAL
-    else:
+def ollama_chat(chat: ChatFormat, eos_tokens: list[str], today: date | None = None) -> OllamaChat:
+    """The Go template and stop strings for `chat` (a dated header gets `today`, by default the current date);
+    BadInput when its format is not one a family in the registry has."""
+    family = families.for_template(chat.template)
+    if family is None:
+        known = ", ".join(f.label for f in families.FAMILIES.values())
         raise BadInput(
-            "the model's chat template is not one the Modelfile writer knows (Llama 3, ChatML, Phi-3, Mistral)",
+            f"the model's chat template is not one the Modelfile writer knows ({known})",
             hint="write the Modelfile's TEMPLATE by hand; the GGUF itself carries the chat template",
         )
+    template = family.chat.ollama
+    if "{DEFAULT_SYSTEM}" in template:
+        template = template.replace("{DEFAULT_SYSTEM}", _chatml_default_system(chat))
+    if family.chat.date_format:
+        template = template.replace("{TODAY}", (today or date.today()).strftime(family.chat.date_format))
     stop = tuple(dict.fromkeys([chat.end_of_turn(), *eos_tokens]))
-    return OllamaChat(family, template, stop)
+    return OllamaChat(family.name, template, stop)
 
 
 def eos_texts(folder: Path) -> list[str]:

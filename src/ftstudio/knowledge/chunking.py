@@ -6,7 +6,8 @@ page 3 to 4). Within a heading, each chunk reaches as far as the budget allows a
 the last three quarters of that reach: a paragraph break, else a sentence end, else a line break, else a space.
 Only a single "word" longer than the whole budget (a long URL, a base64 blob) is ever cut inside.
 
-Overlap: the next chunk starts at the first word boundary at most `overlap` tokens before the previous chunk's end.
+Overlap: the next chunk starts at the first sentence start (or line start) at most `overlap` tokens before the
+previous chunk's end; when there is none that near, the chunk has no overlap rather than begin mid-sentence.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ftstudio.knowledge.document import Section
+from ftstudio.knowledge.document import Section, clean_title
 from ftstudio.knowledge.store import NewChunk
 from ftstudio.knowledge.tokens import Measure, TokenCounter
 
 # A sentence ends at . ! ? … (then closing quotes/brackets) before whitespace, or at a CJK full stop.
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’»)\]]*(?=\s)|[。！？]")
+# Where a sentence starts: after a sentence end and spaces, or at a line start (lists, code, headings).
+_SENTENCE_START = re.compile(r"(?:[.!?…][\"'”’»)\]]*[ \t]+|\n[ \t]*|[。！？])(?=\S)")
 _SPACE = " \n\t"
 
 
@@ -32,6 +35,7 @@ class _Group:
     heading_path: tuple[str, ...]
     page_offsets: tuple[int, ...]
     pages: tuple[int, ...]
+    ocr: bool
 
 
 def chunk_sections(
@@ -53,13 +57,19 @@ def chunk_sections(
                 last = max(0, bisect_right(group.page_offsets, end - 1) - 1)
                 page_start, page_end = group.pages[first], group.pages[last]
             chunks.append(
-                NewChunk(text[start:end], measure.count(start, end), group.heading_path, page_start, page_end)
+                NewChunk(
+                    text[start:end], measure.count(start, end), group.heading_path, page_start, page_end, group.ocr
+                )
             )
     return chunks
 
 
 def _assemble(sections: Iterable[Section]) -> tuple[str, list[_Group]]:
-    """Join the sections' text with blank lines; group consecutive sections that share a heading path."""
+    """Join the sections' text with blank lines; group consecutive sections that share a heading path.
+
+    A group that is only a heading line (a chapter title followed by its first section, or a chain of headings with
+    no text between them) joins the group after it, under that group's path: no chunk is a heading alone.
+    """
     parts: list[str] = []
     pos = 0
     groups: list[dict] = []
@@ -75,25 +85,29 @@ def _assemble(sections: Iterable[Section]) -> tuple[str, list[_Group]]:
         pos = end
         cur = groups[-1] if groups else None
         path = tuple(section.heading_path)
-        if (
-            cur is not None
-            and (
-                path == cur["path"]
-                # A heading with no text of its own (a one-line group) joins the first subsection below it.
-                or (cur["one_line"] and len(path) > len(cur["path"]) and path[: len(cur["path"])] == cur["path"])
-            )
-        ):
+        one_line = _heading_only(body, path)
+        if cur is not None and cur["ocr"] == section.ocr and (path == cur["path"] or cur["one_line"]):
             cur["end"] = end
             cur["path"] = path
-            cur["one_line"] = False
+            cur["one_line"] = cur["one_line"] and one_line
         else:
-            cur = {"start": start, "end": end, "path": path, "one_line": "\n" not in body, "offsets": [], "pages": []}
+            cur = {"start": start, "end": end, "path": path, "one_line": one_line, "offsets": [], "pages": []}
+            cur["ocr"] = section.ocr
             groups.append(cur)
         if section.page is not None:
             cur["offsets"].append(start)
             cur["pages"].append(section.page)
     text = "".join(parts)
-    return text, [_Group(g["start"], g["end"], g["path"], tuple(g["offsets"]), tuple(g["pages"])) for g in groups]
+    return text, [
+        _Group(g["start"], g["end"], g["path"], tuple(g["offsets"]), tuple(g["pages"]), g["ocr"]) for g in groups
+    ]
+
+
+def _heading_only(body: str, path: tuple[str, ...]) -> bool:
+    """Whether a section's text is just its heading ("## Decimals", "CHAPTER\nONE\nABOUT THIS MANUAL")."""
+    if not path or len(body) > 2 * len(path[-1]) + 40 or body.count("\n") > 2:
+        return False
+    return clean_title(body.lstrip("#")).casefold().endswith(path[-1].casefold())
 
 
 def split_span(text: str, start: int, end: int, measure: Measure, budget: int, overlap: int) -> list[tuple[int, int]]:
@@ -172,17 +186,17 @@ def _breaks(text: str, lo: int, lim: int):
 
 
 def _overlap_start(text: str, measure: Measure, s: int, e: int, overlap: int) -> int | None:
-    """The first word start after `s` from which text up to `e` holds at most `overlap` tokens; None if none."""
+    """The first sentence or line start after `s` from which text up to `e` holds at most `overlap` tokens; None if
+    there is none."""
     lo = max(s + 1, _back(measure, s, e, overlap))
     if lo >= e:
         return None
-    if text[lo - 1] in _SPACE and text[lo] not in _SPACE:
+    if text[lo - 1] == "\n" and text[lo] not in _SPACE:
         return lo
-    candidates = [p for p in (text.find(" ", lo, e), text.find("\n", lo, e)) if p >= 0]
-    if not candidates:
+    m = _SENTENCE_START.search(text, lo - 1, e)
+    if m is None or m.end() >= e:
         return None
-    start = _skip_space(text, min(candidates), e)
-    return start if start < e else None
+    return m.end()
 
 
 def _back(measure: Measure, s: int, end: int, budget: int) -> int:

@@ -16,6 +16,7 @@ class Section:
     text: str
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+    ocr: bool = False  # read by OCR from an image of the page
 
 
 @dataclass
@@ -25,6 +26,9 @@ class LoadedDocument:
     type: str
     sections: list[Section] = field(default_factory=list)
     title: str | None = None
+    encoding: str | None = None  # the text encoding it was decoded from (text formats)
+    meta: dict = field(default_factory=dict)  # front matter and the like
+    notes: list[str] = field(default_factory=list)  # parts left out on purpose, said in the ingest result
 
 
 def clean_text(text: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from ftstudio.errors import NotFound
 from ftstudio.knowledge.chunking import chunk_sections
 from ftstudio.knowledge.loaders import LoadError, is_supported, load_document
+from ftstudio.knowledge.loaders.html import RepeatedBlocks
 from ftstudio.knowledge.safe_read import current_limits, read_regular, use_limits
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.knowledge.store import KnowledgeStore, NewDocument
@@ -44,6 +45,7 @@ class FileResult:
     error: str | None = None
     type: str | None = None
     hint: str | None = None  # what to do about the error
+    notes: list[str] = field(default_factory=list)  # parts of the file left out on purpose, and why
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def ingest(
     found = collect_files(paths)
     files, skipped = found.files, found.skipped
     results: list[FileResult] = []
+    repeated = RepeatedBlocks()
     with KnowledgeStore.open(project.knowledge_db) as store, use_limits(settings.read_limits()):
         # Whole files are grouped into batches of about BATCH_SECONDS, one transaction each (every file a savepoint
         # of it): a crash loses at most the last uncommitted batch of whole files. `done` counts committed files.
@@ -174,7 +177,7 @@ def ingest(
             with store.batch():
                 for path in files[len(results) :]:
                     report(progress, "ingest", len(results), len(files), path.name)
-                    batch.append(ingest_file(store, path, counter, settings, found.links.get(path)))
+                    batch.append(ingest_file(store, path, counter, settings, repeated, found.links.get(path)))
                     if time.monotonic() - opened >= BATCH_SECONDS:
                         break
             results.extend(batch)
@@ -185,10 +188,16 @@ def ingest(
 
 
 def ingest_file(
-    store: KnowledgeStore, path: Path, counter: TokenCounter, settings: KnowledgeSettings, shown: str | None = None
+    store: KnowledgeStore,
+    path: Path,
+    counter: TokenCounter,
+    settings: KnowledgeSettings,
+    repeated: RepeatedBlocks | None = None,
+    shown: str | None = None,
 ) -> FileResult:
     """Ingest one file, all or nothing (its own transaction, or a savepoint inside `store.batch()`); failures come
     back as a `failed` result naming the reason (and the file as `shown`, when it was reached through a link).
+    `repeated`: boilerplate seen on the ingest's earlier HTML pages.
 
     Only a regular file is read, at most `max_document_mb` of it (see safe_read)."""
     key = str(path)
@@ -208,6 +217,8 @@ def ingest_file(
     try:
         loaded = load_document(path, data)
         del data  # the bytes are no longer needed while the chunks are made
+        if repeated is not None and loaded.type == "html":
+            loaded.sections = repeated.filter(path, loaded.sections)
         chunks = chunk_sections(loaded.sections, counter, settings.chunk_tokens, settings.overlap)
         if not chunks:
             raise LoadError(path, "no text to ingest (the document is empty)")
@@ -220,7 +231,10 @@ def ingest_file(
             token_counter=counter.name,
             chunk_tokens=settings.chunk_tokens,
             overlap=settings.overlap,
-            title=loaded.title,
+            # Every document has a title: its own, else its file name.
+            title=loaded.title or path.stem.replace("_", " "),
+            encoding=loaded.encoding,
+            meta=loaded.meta,
         )
         info = store.replace_document(doc, chunks)
     except LoadError as exc:
@@ -229,7 +243,7 @@ def ingest_file(
         return FileResult(
             key, "failed", error=_with_kept(f"{path}: could not be read ({type(exc).__name__}: {exc})", existing)
         )
-    return FileResult(key, "updated" if existing else "added", info.chunks, type=loaded.type)
+    return FileResult(key, "updated" if existing else "added", info.chunks, type=loaded.type, notes=loaded.notes)
 
 
 def _with_kept(message: str, existing) -> str:

@@ -27,6 +27,7 @@ from ftstudio.dataset import (
 from ftstudio.errors import BadInput, NotFound
 from ftstudio.fsutil import atomic_write_text
 from ftstudio.project import Project
+from ftstudio.synth import evalset, review
 from ftstudio.synth.quality import DuplicateIndex, words
 from ftstudio.synth.sources import open_source
 
@@ -60,8 +61,19 @@ def summarize(project: Project, duplicate_threshold: float = 0.8) -> dict[str, A
         "answer_words": _lengths([len(words(e.answer)) for e in data.examples]),
         "duplicates": {"exact": sum(n - 1 for n in exact.values() if n > 1), "near": near},
         "coverage": _coverage(project, used),
+        "review": review.counts(data.examples),
+        "kinds": dict(Counter(e.meta.get("kind", "pair") for e in data.examples)),
+        "eval_set": _eval_set(project),
     }
     return summary
+
+
+def _eval_set(project: Project) -> dict[str, Any] | None:
+    frozen = evalset.load(project)
+    if frozen is None:
+        return None
+    return {"path": str(project.eval_set), "version": frozen.version, "questions": len(frozen.items),
+            "by_kind": frozen.counts()}  # fmt: skip
 
 
 def _coverage(project: Project, used: set[int]) -> dict[str, Any] | None:

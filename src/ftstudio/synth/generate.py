@@ -11,7 +11,7 @@ exponential back-off and jitter honouring Retry-After; a missing server, key or 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import random
 import threading
 import time
@@ -24,8 +24,9 @@ from ftstudio.dataset import LineError, append_records, iter_lines, repair_torn_
 from ftstudio.errors import BadInput, Cancelled, NotFound, Unavailable
 from ftstudio.progress import ProgressFn, report
 from ftstudio.project import Project
-from ftstudio.synth import prompts
-from ftstudio.synth.parsing import PAIRS_SCHEMA, Pair, extract_json, parse_pairs
+from ftstudio.synth import evalset, mix, prompts
+from ftstudio.synth.calls import Sampling, ask, preflight
+from ftstudio.synth.parsing import Pair, extract_json, pairs_schema, parse_pairs
 from ftstudio.synth.providers import Completion, Provider, ProviderError, create
 from ftstudio.synth.quality import DuplicateIndex, content_terms, grounding_score, length_problem
 from ftstudio.synth.settings import SynthSettings
@@ -38,8 +39,6 @@ FATAL_STREAK = 3  # this many requests in a row failing the same way (after thei
 # appended at a crash are not lost: their tasks are still pending and are sent again on resume.
 FLUSH_INTERVAL_S = 0.25
 STALE_MIN = 20  # replies in a row with no new pair (all dropped) before a run is called exhausted
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 30.0
 JUDGE_SCHEMA = {
     "type": "object",
     "properties": {"supported": {"type": "boolean"}},
@@ -62,20 +61,6 @@ class _Outcome:
     error: ProviderError | None = None
 
 
-def _deadline(seconds: float):
-    """A per-request time limit without the extra task `asyncio.wait_for` costs (Python 3.11+)."""
-    if hasattr(asyncio, "timeout"):
-        return asyncio.timeout(seconds)
-    return contextlib.nullcontext()  # 3.10: the provider's own session timeout (same value) applies
-
-
-def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds to wait before try `attempt + 1`: the server's Retry-After if given, else capped exponential + jitter."""
-    if retry_after is not None:
-        return min(retry_after, BACKOFF_CAP_S * 4) + rng.uniform(0, 0.1)
-    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)
-
-
 class _Generator:
     def __init__(
         self,
@@ -93,8 +78,14 @@ class _Generator:
         self.project, self.settings, self.provider, self.state, self.run = project, settings, provider, state, run
         self.source, self.max_cost, self.progress, self.cancel = source, max_cost, progress, cancel
         self.helper = f"{provider.name}:{settings.model}"
+        self.sampling = Sampling(
+            settings.model or "", settings.temperature, settings.seed, settings.max_tokens, settings.num_ctx,
+            settings.timeout_s, settings.max_attempts,
+        )  # fmt: skip
         self.rng = random.Random()
         self.dupes = DuplicateIndex(settings.duplicate_threshold)
+        self.held_out: set[int] = set()
+        self.all_ids: list[int] | None = None
         kind = "generate" if run.mode == "grounded" else "topic"
         self.template = prompts.load_template(project.dir, kind)
         self.judge_template = prompts.load_template(project.dir, "judge") if settings.judge else None
@@ -104,17 +95,21 @@ class _Generator:
         self.fatal: ProviderError | None = None
 
     # -- the file is the truth ----------------------------------------------------------------------------------
-    def load_existing(self) -> None:
-        """Index the questions already in the file and count this run's pairs in it (repairing a torn tail)."""
+    def load_existing(self, eval_questions: list[str]) -> None:
+        """Index the questions already in the file and the eval set's (never to be trained on), and count this
+        run's pairs in the file (repairing a torn tail)."""
         path = self.project.sft_data
         repair_torn_tail(path)
+        for question in eval_questions:
+            self.dupes.add_if_new(question)
         per_task: Counter = Counter()
         if path.exists():
             for _, item in iter_lines(path):
                 if isinstance(item, LineError):
                     continue
                 self.dupes.add_if_new(item.prompt)
-                if item.meta.get("run") == self.run.id and isinstance(item.meta.get("task"), int):
+                plain = mix.is_plain(item.meta)
+                if plain and item.meta.get("run") == self.run.id and isinstance(item.meta.get("task"), int):
                     per_task[item.meta["task"]] += 1
         self.run.written = sum(per_task.values())
         self.state.reconcile(self.run.id, dict(per_task))
@@ -122,7 +117,7 @@ class _Generator:
     # -- one request ----------------------------------------------------------------------------------------------
     def prompt_for(self, chunks: list[SourceChunk]) -> str:
         s = self.settings
-        common = {"k": s.pairs_per_chunk, "audience": s.audience, "style": s.style}
+        common = {"k": s.pairs_per_chunk, "audience": s.audience, "style": s.style, **mix.prompt_parts(s)}
         if self.run.mode == "grounded":
             c = chunks[0]
             return self.template.substitute(common, chunk=c.text, document=c.document, location=c.location or "-")
@@ -130,36 +125,10 @@ class _Generator:
 
     async def call(self, out: _Outcome, content: str, schema: dict[str, Any]) -> Completion:
         """One chat with retries; counts requests, retries, tokens and cost into `out`."""
-        s = self.settings
-        for attempt in range(1, s.max_attempts + 1):
-            out.requests += 1
-            try:
-                async with _deadline(s.timeout_s):
-                    result = await self.provider.chat(
-                        s.model or "",
-                        [{"role": "user", "content": content}],
-                        schema=schema,
-                        temperature=s.temperature,
-                        seed=s.seed,
-                        max_tokens=s.max_tokens,
-                        num_ctx=s.num_ctx,
-                    )
-            except asyncio.TimeoutError:
-                error = ProviderError("timeout", f"no reply within {s.timeout_s:g} s (timeout_s)")
-            except ProviderError as exc:
-                error = exc
-            else:
-                out.tokens_in += result.tokens_in
-                out.tokens_out += result.tokens_out
-                out.cost += result.cost_usd or 0.0
-                return result
-            if not error.retryable or attempt == s.max_attempts:
-                raise error
-            out.retries += 1
-            await asyncio.sleep(backoff_delay(attempt, error.retry_after, self.rng))
-        raise AssertionError("unreachable")
+        return await ask(self.provider, self.sampling, content, schema, out, self.rng)
 
     async def work(self, task: Task) -> _Outcome:
+        s = self.settings
         out = _Outcome(task)
         try:
             try:
@@ -168,7 +137,7 @@ class _Generator:
                 # The document changed since this task was assigned (re-ingested): its chunk is gone.
                 out.dropped["chunk_gone"] += 1
                 return out
-            reply = await self.call(out, self.prompt_for(out.chunks), PAIRS_SCHEMA)
+            reply = await self.call(out, self.prompt_for(out.chunks), pairs_schema(s.paraphrases, s.followups))
             try:
                 pairs = parse_pairs(reply.text)
             except ValueError:
@@ -181,8 +150,11 @@ class _Generator:
                     reason = await self.judge(out, pair)
                 if reason:
                     out.dropped[reason] += 1
-                else:
-                    out.pairs.append(pair)
+                    continue
+                if pair.followup is not None and self.check(pair.followup, source_terms):
+                    out.dropped["followup_dropped"] += 1
+                    pair = dataclasses.replace(pair, followup=None)
+                out.pairs.append(pair)
         except ProviderError as exc:
             out.error = exc
         return out
@@ -228,7 +200,28 @@ class _Generator:
         }
         if self.run.mode == "topic":
             meta_common["topic"] = self.run.topic
-        return [{"instruction": p.question, "output": p.answer, "meta": dict(meta_common)} for p in pairs]
+        records = []
+        for p in pairs:
+            records.append({"instruction": p.question, "output": p.answer, "meta": dict(meta_common)})
+            records += mix.variants(p, meta_common, self.settings, self.passages_for(p, out.chunks))
+        return records
+
+    def passages_for(self, pair: Pair, chunks: list[SourceChunk]) -> list[tuple[int, str]] | None:
+        """The source chunk and distractors (the store's best other matches for the question, then random chunks;
+        held-out chunks never) for a "with passages" line, or None when this pair gets none."""
+        s = self.settings
+        if not chunks or self.source is None or not mix.chosen_for_passages(pair.question, s.passages_share):
+            return None
+        skip = {c.id for c in chunks} | self.held_out
+        others = [c for c in self.source.search(pair.question, s.distractors + len(skip)) if c.id not in skip]
+        if len(others) < s.distractors:  # the search found too few: chunks drawn at random (stable per question)
+            if self.all_ids is None:
+                self.all_ids = self.source.ids(None)
+            seen = skip | {c.id for c in others}
+            pool = [i for i in self.all_ids if i not in seen]
+            drawn = random.Random(pair.question).sample(pool, min(len(pool), s.distractors - len(others)))
+            others += self.source.get(tuple(drawn))
+        return [(chunks[0].id, chunks[0].text)] + [(c.id, c.text) for c in others[: s.distractors]]
 
     def note_failure(self, error: ProviderError) -> None:
         kind, count = self.streak
@@ -278,7 +271,7 @@ class _Generator:
             # reconciled from the file on resume.
             if records:
                 await asyncio.to_thread(append_records, self.project.sft_data, records)
-            run.written += len(records)
+            run.written += sum(mix.is_plain(r["meta"]) for r in records)
             self.state.finish_tasks(tasks, run)
 
         def stopping() -> bool:
@@ -367,7 +360,8 @@ class _Generator:
                     if accepted + len(keep) >= run.target:
                         break  # exactly N: surplus pairs of the last replies are not written
                     if self.dupes.add_if_new(pair.question):
-                        keep.append(pair)
+                        fresh = tuple(q for q in pair.paraphrases if self.dupes.add_if_new(q))
+                        keep.append(dataclasses.replace(pair, paraphrases=fresh))
                     else:
                         out.dropped["duplicate"] += 1
                 for reason, n in out.dropped.items():
@@ -413,18 +407,6 @@ def _resolve_run(
     return state.new_run(pairs or 100, mode, topic, settings.provider, settings.model or "")
 
 
-async def _preflight(provider: Provider, settings: SynthSettings) -> float | None:
-    """Check the server, key and model before any chunk is assigned; return a cost bound per request if priced."""
-    try:
-        info = await provider.check(settings.model or "")
-    except ProviderError as exc:
-        raise exc.to_unavailable() from None
-    if info is None or info.prompt_price is None or info.completion_price is None:
-        return None
-    # Prompt ≈ template + chunk; ~4 characters per token, generously rounded up.
-    return 4096 * info.prompt_price + settings.max_tokens * info.completion_price
-
-
 def generate(
     project: Project,
     settings: SynthSettings,
@@ -467,7 +449,16 @@ def generate(
         mode = "grounded" if source is not None else "topic"
         prompts.ensure_templates(project.dir)
         with RunState.open(project.dir / STATE_FILE) as state:
+            frozen = evalset.load(project)
             candidates = source.ids(topic) if source is not None else []  # BadInput before any run is recorded
+            if frozen is not None and candidates:
+                candidates = [c for c in candidates if c not in frozen.held_out]
+                if not candidates:
+                    raise BadInput(
+                        "every chunk to draw from is held out for the eval set (data/eval_set.jsonl)",
+                        hint="ingest more documents, widen --topic, or make the eval set again with a lower "
+                        "eval.held_out_share",
+                    )
             run = _resolve_run(state, pairs, mode, topic, settings, fresh)
             if source is not None:
                 state.load_candidates(candidates)
@@ -481,12 +472,13 @@ def generate(
             gen = _Generator(
                 project, settings, helper, state, run, source, max_cost=max_cost, progress=progress, cancel=cancel
             )
-            gen.load_existing()
+            gen.held_out = set(frozen.held_out) if frozen else set()
+            gen.load_existing([item.question for item in frozen.items] if frozen else [])
 
             async def main() -> None:
                 try:
                     if run.written < run.target:
-                        gen.price_bound = await _preflight(helper, settings)
+                        gen.price_bound = await preflight(helper, settings.model or "", settings.max_tokens)
                         if on_ready is not None:
                             on_ready()
                         await gen.run_loop()
@@ -515,6 +507,7 @@ def generate(
             run.status = "done" if run.written >= run.target else "stopped"
             state.save_run(run)
     summary = run_summary(run)
+    summary["structured_output"] = helper.structured_form or "prompt-only"
     summary["seconds"] = round(time.monotonic() - started, 3)
     summary["data"] = str(project.sft_data)
     return summary

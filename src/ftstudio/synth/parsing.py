@@ -30,6 +30,22 @@ PAIRS_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+
+
+def pairs_schema(paraphrases: int = 0, followups: bool = False) -> dict[str, Any]:
+    """PAIRS_SCHEMA, with each pair also carrying its `paraphrases` and a `followup` pair when those are asked for."""
+    if not paraphrases and not followups:
+        return PAIRS_SCHEMA
+    item = json.loads(json.dumps(PAIRS_SCHEMA["properties"]["pairs"]["items"]))
+    if paraphrases:
+        item["properties"]["paraphrases"] = {"type": "array", "items": {"type": "string"}}
+        item["required"].append("paraphrases")
+    if followups:
+        item["properties"]["followup"] = PAIRS_SCHEMA["properties"]["pairs"]["items"]
+        item["required"].append("followup")
+    return {**PAIRS_SCHEMA, "properties": {"pairs": {"type": "array", "items": item}}}
+
+
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)(?:```|\Z)", re.S)
 _TRAILING_COMMA = re.compile(r",\s*([\]}])")
@@ -41,6 +57,8 @@ _ANSWER_KEYS = ("answer", "output", "a", "response", "completion")
 class Pair:
     question: str
     answer: str
+    paraphrases: tuple[str, ...] = ()
+    followup: Pair | None = None
 
 
 def strip_wrapping(text: str) -> str:
@@ -161,7 +179,20 @@ def parse_pairs(text: str) -> list[Pair]:
         if isinstance(item, dict):
             q, a = _field(item, _QUESTION_KEYS), _field(item, _ANSWER_KEYS)
             if q is not None and a is not None:
-                pairs.append(Pair(q, a))
+                pairs.append(Pair(q, a, _phrasings(item.get("paraphrases")), _followup(item.get("followup"))))
     if not pairs:
         raise ValueError("no question/answer objects in the JSON")
     return pairs
+
+
+def _phrasings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v.strip() for v in value if isinstance(v, str) and v.strip())
+
+
+def _followup(value: Any) -> Pair | None:
+    if not isinstance(value, dict):
+        return None
+    q, a = _field(value, _QUESTION_KEYS), _field(value, _ANSWER_KEYS)
+    return Pair(q, a) if q and a else None

@@ -1,8 +1,10 @@
 """Prompt templates: packaged defaults copied into the project (`prompts/*.md`) where the user can edit them.
 
 Templates use `$name` placeholders (Python's string.Template), so JSON examples with braces need no escaping:
-`$k`, `$audience`, `$style`, and `$chunk`, `$document`, `$location` (grounded) or `$topic` (topic-only);
-the judge template has `$chunk`, `$question`, `$answer`.
+`$k`, `$audience`, `$style`, `$types`, `$extras`, `$form`, and `$chunk`, `$document`, `$location` (grounded) or
+`$topic` (topic-only); the judge template has `$chunk`, `$question`, `$answer`. The eval set's `evalset` template has
+`$k`, `$chunk`, `$document`, `$location`; `paraphrase` has `$question`; the report card's `grade` has `$passage`,
+`$question`, `$reference`, `$candidate`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from ftstudio.errors import BadInput
 from ftstudio.fsutil import atomic_write_text
 
-TEMPLATES = ("generate", "topic", "judge")
+TEMPLATES = ("generate", "topic", "judge", "evalset", "paraphrase", "grade")
 
 
 def default_template(kind: str) -> str:
@@ -41,9 +43,12 @@ def load_template(project_dir: Path, kind: str) -> string.Template:
     path = ensure_templates(project_dir)[kind]
     template = string.Template(path.read_text(encoding="utf-8"))
     allowed = {
-        "generate": {"k", "audience", "style", "chunk", "document", "location"},
-        "topic": {"k", "audience", "style", "topic"},
+        "generate": {"k", "audience", "style", "types", "extras", "form", "chunk", "document", "location"},
+        "topic": {"k", "audience", "style", "types", "extras", "form", "topic"},
         "judge": {"chunk", "question", "answer"},
+        "evalset": {"k", "chunk", "document", "location"},
+        "paraphrase": {"question"},
+        "grade": {"passage", "question", "reference", "candidate"},
     }[kind]
     if not template.is_valid():
         raise BadInput(f"{path}: a '$' that is not a placeholder", hint="write a literal dollar sign as $$")

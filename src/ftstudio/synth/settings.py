@@ -6,13 +6,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ProviderName = Literal["ollama", "openrouter", "openai"]
+ProviderName = Literal["ollama", "openrouter", "openai", "offline"]
+QuestionType = Literal["fact", "explanation", "procedure", "comparison", "numeric"]
+QUESTION_TYPES: dict[str, str] = {
+    "fact": "facts (who, what, when, where)",
+    "explanation": "explanations (why, how it works)",
+    "procedure": "procedures (how to do it, step by step)",
+    "comparison": "comparisons (how two things differ or agree)",
+    "numeric": "numeric questions, with the working shown in the answer",
+}
 
 
 class SynthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: ProviderName = Field("ollama", description="Where the helper model runs.")
+    provider: ProviderName = Field(
+        "ollama", description="Where the helper model runs (offline: a rule-based stand-in needing no model)."
+    )
     model: str | None = Field(
         None, title="Helper model", description="Helper model name as the provider lists it (e.g. llama3:8b)."
     )
@@ -32,8 +42,25 @@ class SynthSettings(BaseModel):
     )
     style: str = Field(
         "clear, self-contained questions; complete answers in full sentences",
-        description="How the questions and answers should read.",
+        description="Answer style: how the questions and answers should read.",
     )
+    question_types: list[QuestionType] = Field(
+        ["fact", "explanation", "procedure", "comparison", "numeric"],
+        min_length=1,
+        description="Kinds of question asked for, spread evenly over each request's pairs.",
+    )
+    paraphrases: int = Field(
+        0, ge=0, le=10, description="Extra phrasings of each question, each written as its own training pair."
+    )
+    followups: bool = Field(False, description="Also write each pair with one follow-up question (a multi-turn pair).")
+    passages_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of pairs also written 'with passages': the question with retrieved passages "
+        "(its source among distractors) and the answer that uses the right one.",
+    )
+    distractors: int = Field(2, ge=0, le=10, description="Distractor passages beside the source in those pairs.")
     min_question_chars: int = Field(10, ge=1, description="Drop questions shorter than this.")
     min_answer_chars: int = Field(20, ge=1, description="Drop answers shorter than this.")
     max_answer_chars: int = Field(4000, ge=1, description="Drop answers longer than this.")
@@ -47,3 +74,4 @@ class SynthSettings(BaseModel):
         0.8, gt=0, le=1, description="Drop a question this similar (shingle Jaccard) to one already in the file."
     )
     judge: bool = Field(False, description="Ask the helper a second time whether each answer is supported.")
+

@@ -41,6 +41,11 @@ class ChunkSource:
             )
         return ids
 
+    def search(self, query: str, k: int) -> list[SourceChunk]:
+        """The `k` chunks best matching `query` (full-text search), best first."""
+        hits = self.store.search(query, k)
+        return [SourceChunk(h.chunk.id, h.chunk.document, h.chunk.location, h.chunk.text) for h in hits]
+
     def get(self, ids: tuple[int, ...]) -> list[SourceChunk]:
         return [SourceChunk(c.id, c.document, c.location, c.text) for c in self.store.get_chunks(list(ids))]
 

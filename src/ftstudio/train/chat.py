@@ -94,7 +94,7 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
 
     from ftstudio.train.backends import cuda_available
     from ftstudio.train.backends.hf import is_prequantized_4bit, load_base, load_tokenizer
-    from ftstudio.train.runner import _end_ids
+    from ftstudio.train.formatting import end_of_turn_ids
 
     settings = TrainSettings.model_validate(run.info["settings"])
     base = run.info["base_model"]
@@ -109,7 +109,7 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     model = load_base(base, four_bit=four_bit, trust_remote_code=trust, for_training=False)
     model = PeftModel.from_pretrained(model, str(run.adapter_dir))
     model.eval()
-    formatter = Formatter.create(tokenizer, settings.system_prompt, _end_ids(base, tokenizer))
+    formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(base, tokenizer))
     return ChatModel(run, model, formatter, settings.max_new_tokens)
 
 

@@ -93,9 +93,26 @@ class Formatter:
             through = self.render(messages[: i + 1])
             start = len(before) if full.startswith(before) else _common_prefix(before, full)
             end = _common_prefix(through, full)
+            content = message["content"].strip()
+            if not any(e in full[start:end] for e in self._end_texts()) and content and full.startswith(content, start):
+                # The template renders a turn differently once later turns follow (Qwen 3 drops the empty think
+                # block of earlier answers): the turn then ends at its end-of-turn token in the full text.
+                end = self._turn_end(full, start) or end
             if end > start:
                 spans.append((start, end))
         return full, spans
+
+    def _end_texts(self) -> list[str]:
+        return [t for t in self.tokenizer.convert_ids_to_tokens(sorted(self.end_ids)) if t]
+
+    def _turn_end(self, full: str, start: int) -> int | None:
+        found = [i + len(e) for e in self._end_texts() if (i := full.find(e, start)) >= 0]
+        if not found:
+            return None
+        end = min(found)
+        while end < len(full) and full[end] in "\n ":  # the newline the template writes after the token
+            end += 1
+        return end
 
     def encode(self, example: Example, max_length: int | None = None) -> Encoded:
         """Token ids and labels for one example; truncated at `max_length` (marked) when longer."""
@@ -261,3 +278,23 @@ _NO_DATA_HINT = (
     "generate examples in the Generate tab (`ftstudio generate NAME …`), or put your own JSONL in data/sft_data.jsonl: "
     'one {"instruction": "…", "output": "…"} per line (ShareGPT and OpenAI chat forms work too)'
 )
+
+
+def end_of_turn_ids(base_model: str, tokenizer) -> list[int]:
+    """The model's end-of-turn ids: generation_config's eos ids, and every family's end-of-turn token the vocabulary
+    has (Llama 3's <|eot_id|>, ChatML's <|im_end|>, Phi-3's <|end|>, Gemma's <end_of_turn>…)."""
+    from transformers import GenerationConfig
+
+    from ftstudio.families import end_of_turn_tokens
+
+    ids = []
+    try:
+        eos = GenerationConfig.from_pretrained(base_model).eos_token_id
+        ids += eos if isinstance(eos, list) else [eos] if eos is not None else []
+    except OSError:
+        pass
+    for token in end_of_turn_tokens():
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and token in tokenizer.get_vocab():
+            ids.append(tid)
+    return ids

@@ -33,7 +33,7 @@ def mask_preview(project: Project, settings: TrainSettings, base_model: str, lin
     """Render the example on data line `line` (the first example when None) as training will; only the
     tokenizer is loaded."""
     from ftstudio.train.backends.hf import load_tokenizer
-    from ftstudio.train.runner import _end_ids
+    from ftstudio.train.formatting import end_of_turn_ids
 
     dataset = read_dataset(project.sft_data)
     candidates = [e for e in dataset.examples if line is None or e.line == line]
@@ -43,7 +43,7 @@ def mask_preview(project: Project, settings: TrainSettings, base_model: str, lin
             f"no valid example {where}in {project.sft_data}", hint="pick a line that `ftstudio data` accepts"
         )
     tokenizer = load_tokenizer(base_model, trust_remote_code=project.settings().base_model.trust_remote_code)
-    formatter = Formatter.create(tokenizer, settings.system_prompt, _end_ids(base_model, tokenizer))
+    formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(base_model, tokenizer))
     encoded = formatter.encode(candidates[0], settings.max_seq_length)
     return MaskPreview(
         candidates[0].line, formatter.mask_segments(encoded), len(encoded), encoded.trained_tokens, encoded.truncated

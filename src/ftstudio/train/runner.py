@@ -28,7 +28,7 @@ from ftstudio.train import backends
 from ftstudio.train.batching import collate, plan_epoch
 from ftstudio.train.checkpoints import load_checkpoint, save_checkpoint
 from ftstudio.train.evaluate import compare, eval_loss
-from ftstudio.train.formatting import _NO_DATA_HINT, Formatter, prepare
+from ftstudio.train.formatting import _NO_DATA_HINT, Formatter, end_of_turn_ids, prepare
 from ftstudio.train.runs import Run, load_run, new_run_id, now_iso, write_run_info
 from ftstudio.train.settings import TrainSettings
 
@@ -108,7 +108,7 @@ def train(
     new_base = base_model
     base_model = resolve_base_model(project, run, new_base)
     trust = project.settings().base_model.trust_remote_code
-    examples = _read_examples(project)
+    examples, left_out = _trainable(project, _read_examples(project), settings.only_accepted)
     # The base-model checks again, with this run's method and sizes: a model that cannot train here fails now,
     # not after minutes of loading.
     checked = check_model(
@@ -137,7 +137,7 @@ def train(
     report(progress, "load", message=f"loading {base_model} ({choice.backend})")
     torch.manual_seed(settings.seed)
     model, tokenizer, device = backends.load(base_model, settings, choice.backend, trust_remote_code=trust)
-    formatter = Formatter.create(tokenizer, settings.system_prompt, _end_ids(base_model, tokenizer))
+    formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(base_model, tokenizer))
     data = prepare(
         formatter,
         examples,
@@ -146,6 +146,7 @@ def train(
         eval_fraction=settings.eval_fraction,
         seed=settings.seed,
     )
+    data.warnings[:0] = left_out
     for warning in data.warnings:
         report(progress, "preflight", message=warning)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -342,6 +343,11 @@ def train(
             model, formatter, data.eval, data.eval_examples, answers=settings.compare_answers,
             max_new_tokens=settings.max_new_tokens, **eval_kwargs,
         )  # fmt: skip
+        from ftstudio.train.card import at_end_of_training
+
+        card = at_end_of_training(project, run_id, model, formatter, progress)
+        if card is not None:
+            report_data["card"] = card.to_dict()
         (run_dir / "eval.json").write_text(json.dumps(report_data, indent=2, ensure_ascii=False) + "\n")
         info.update(status="completed", finished_at=now_iso(), final_eval_loss=report_data["tuned_eval_loss"])
         write_run_info(run_dir, info)
@@ -366,21 +372,19 @@ def _read_examples(project: Project):
     return dataset.examples
 
 
-def _end_ids(base_model: str, tokenizer) -> list[int]:
-    """The model's end-of-turn ids: generation_config's eos ids (Llama 3's <|eot_id|>, Phi-3's <|end|>) and eos."""
-    from transformers import GenerationConfig
+def _trainable(project: Project, examples, only_accepted: bool):
+    """The examples to train on (review decisions and the eval set applied) and notes on what was left out."""
+    from ftstudio.synth import evalset, review
 
-    ids = []
-    try:
-        eos = GenerationConfig.from_pretrained(base_model).eos_token_id
-        ids += eos if isinstance(eos, list) else [eos] if eos is not None else []
-    except OSError:
-        pass
-    for token in ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>"):
-        tid = tokenizer.convert_tokens_to_ids(token)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and token in tokenizer.get_vocab():
-            ids.append(tid)
-    return ids
+    eval_questions = evalset.questions_of(project)
+    kept, notes = review.for_training(examples, only_accepted=only_accepted, eval_questions=eval_questions)
+    if not kept:
+        raise BadInput(
+            f"{project.sft_data}: no example left to train on ({'; '.join(notes)})",
+            hint="accept some pairs in review (`ftstudio data NAME --accept LINES`), or set train.only_accepted "
+            "to false",
+        )
+    return kept, notes
 
 
 def _probe(model, params, new_optimizer, step_once, steps: int, total_steps: int, device) -> dict[str, Any]:

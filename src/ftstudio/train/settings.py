@@ -17,6 +17,9 @@ class TrainSettings(BaseModel):
     backend: Literal["auto", "unsloth", "transformers"] = Field(
         "auto", description="auto: Unsloth when CUDA is present and it imports, else transformers + PEFT."
     )
+    only_accepted: bool = Field(
+        False, description="Train only on pairs accepted in review (rejected pairs are never trained on)."
+    )
     # LoRA
     rank: int = Field(16, ge=1, le=1024, description="LoRA rank r: the adapter's capacity.")
     alpha: int = Field(32, ge=1, description="LoRA alpha: the adapter's scale is alpha / rank.")

@@ -116,6 +116,9 @@ def widget(model: type[BaseModel], name: str, value: Any, **extra: Any) -> gr.co
     field = model.model_fields[name]
     annotation, optional = unwrap(field.annotation)
     common = {"label": label_of(name, field), "info": field.description, **extra}
+    if typing.get_origin(annotation) is list and typing.get_origin(typing.get_args(annotation)[0]) is Literal:
+        choices = list(typing.get_args(typing.get_args(annotation)[0]))
+        return gr.CheckboxGroup(choices=choices, value=list(value or []), **common)
     if typing.get_origin(annotation) is Literal:
         choices = list(typing.get_args(annotation))
         return gr.Dropdown(choices=choices, value=value, **common)

@@ -1,10 +1,13 @@
 """The tokenizer in GGUF form, read from a model folder's `tokenizer.json`.
 
 Two designs, as llama.cpp knows them:
-- byte-level BPE (Llama 3, Qwen 2): tokenizer model "gpt2" with its merges, and `tokenizer.ggml.pre` naming the
-  family's split regex ("llama-bpe", "qwen2") so llama.cpp splits text exactly as the HF tokenizer does;
-- SentencePiece-style BPE with byte fallback (Llama 2, Mistral, Phi-3): tokenizer model "llama" with scores (a
-  piece made by an earlier merge scores higher, which is the order HF's BPE merges in) and BYTE tokens <0xXX>.
+- byte-level BPE (Llama 3, Qwen, SmolLM3, Granite, OLMo 2, Phi-4-mini): tokenizer model "gpt2" with its merges,
+  and `tokenizer.ggml.pre` naming llama.cpp's rules for the tokenizer's own splitting steps
+  (`ftstudio.families.pretokenizers`), so llama.cpp splits text exactly as the HF tokenizer does; an unknown
+  split pattern is refused, quoted;
+- SentencePiece-style BPE with byte fallback (Llama 2, Mistral, Phi-3, Gemma): tokenizer model "llama" with scores
+  (a piece made by an earlier merge scores higher, which is the order HF's BPE merges in), BYTE tokens <0xXX>, and
+  whether a "▁" is prepended (not for Gemma).
 Special tokens are CONTROL, other added tokens USER_DEFINED; BOS/EOS/EOT/PAD/UNK ids and the add-BOS flag are
 measured on the tokenizer itself.
 """
@@ -19,12 +22,10 @@ from typing import Any
 
 import gguf
 
-from ftstudio.basemodels.tiny import LLAMA3_SPLIT, QWEN2_SPLIT
 from ftstudio.errors import BadInput
 from ftstudio.export.chat import ChatFormat
+from ftstudio.families import pretokenizers
 
-# The split regex of each byte-level family → llama.cpp's name for that pre-tokenizer.
-PRE_TOKENIZERS = {LLAMA3_SPLIT: "llama-bpe", QWEN2_SPLIT: "qwen2"}
 _BYTE_TOKEN = re.compile(r"^<0x[0-9A-F]{2}>$")
 
 
@@ -94,6 +95,7 @@ def read_vocab(folder: Path, vocab_size: int) -> Vocab:
 
     tok = Tokenizer.from_str(path.read_text(encoding="utf-8"))
     config = _json(folder / "tokenizer_config.json")
+    pre = _pre_name(spec, path, bool(config.get("clean_up_tokenization_spaces"))) if byte_level else None
     ids = {t: i for i, t in enumerate(tokens)}
     special_ids: dict[str, int] = {}
     for key in ("bos", "eos", "pad", "unk"):
@@ -113,7 +115,7 @@ def read_vocab(folder: Path, vocab_size: int) -> Vocab:
     space_prefix = None if byte_level else tokens[plain[0]].startswith("▁")
     return Vocab(
         model="gpt2" if byte_level else "llama",
-        pre=_pre_name(spec, path) if byte_level else None,
+        pre=pre,
         tokens=tokens,
         types=[int(t) for t in types],
         scores=scores,
@@ -164,18 +166,21 @@ def _has_byte_level(pre: dict[str, Any] | None) -> bool:
     return any(_has_byte_level(p) for p in pre.get("pretokenizers", []))
 
 
-def _pre_name(spec: dict[str, Any], path: Path) -> str:
-    pre = spec.get("pre_tokenizer") or {}
-    parts = pre.get("pretokenizers", [pre])
-    patterns = [p["pattern"].get("Regex") for p in parts if p.get("type") == "Split"]
-    for pattern in patterns:
-        if pattern in PRE_TOKENIZERS:
-            return PRE_TOKENIZERS[pattern]
-    raise BadInput(
-        f"{path}: the byte-level pre-tokenizer's split pattern is not one llama.cpp is known to match "
-        f"(known: Llama 3 'llama-bpe', Qwen 2 'qwen2'); got {patterns[0] if patterns else 'none'!r}",
-        hint="export with --format merged; llama.cpp would split text differently from the model's own tokenizer",
-    )
+def _pre_name(spec: dict[str, Any], path: Path, clean_up_spaces: bool) -> str:
+    steps = pretokenizers.design(spec.get("pre_tokenizer"))
+    ignore_merges = bool(spec["model"].get("ignore_merges"))
+    found = pretokenizers.lookup(steps, ignore_merges, clean_up_spaces)
+    if found is None:
+        known = ", ".join(sorted({p.name for options in pretokenizers.KNOWN.values() for p in options}))
+        rule = " with ignore_merges" if ignore_merges else ""
+        raise BadInput(
+            f"{path}: the byte-level pre-tokenizer splits text with a pattern llama.cpp has no rules for{rule}: "
+            + " then ".join(repr(p) for p in pretokenizers.patterns(steps))
+            + f" (known to llama.cpp: {known})",
+            hint="export with --format merged; written as GGUF, llama.cpp would split text differently from the "
+            "model's own tokenizer",
+        )
+    return found.name
 
 
 def _token_text(value: Any) -> str | None:

@@ -21,16 +21,18 @@ from ftstudio.export.files import staged_file
 from ftstudio.export.gguf import arch, quantize
 from ftstudio.export.gguf.tokenizer import read_vocab, write_vocab
 from ftstudio.export.safetensors_io import TensorEntry, read_float, read_header
+from ftstudio.families.base import Family
 from ftstudio.progress import ProgressFn, report
 
 
 @dataclass(frozen=True)
 class _Tensor:
     gguf_name: str
-    source: Path | None  # None: computed (rope_freqs)
+    source: Path | None  # None: computed (rope_freqs, rope factors): `computed` holds it
     entry: TensorEntry | None
     shape: tuple[int, ...]
     qtype: gguf.GGMLQuantizationType
+    computed: np.ndarray | None = None
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -40,9 +42,9 @@ def _weight_files(folder: Path) -> list[Path]:
     return [folder / "model.safetensors"]
 
 
-def _plan(folder: Path, config: dict, spec: arch.ArchSpec, qtype: gguf.GGMLQuantizationType) -> list[_Tensor]:
-    names = gguf.TensorNameMap(spec.gguf_arch, config["num_hidden_layers"])
-    tied = config.get("tie_word_embeddings", False)
+def _plan(folder: Path, config: dict, family: Family, qtype: gguf.GGMLQuantizationType) -> list[_Tensor]:
+    names = gguf.TensorNameMap(family.layout.arch, config["num_hidden_layers"])
+    tied = config.get("tie_word_embeddings", False) or family.layout.always_tied
     plan = []
     for path in _weight_files(folder):
         for entry in read_header(path):
@@ -57,11 +59,9 @@ def _plan(folder: Path, config: dict, spec: arch.ArchSpec, qtype: gguf.GGMLQuant
                 )
             squeezed = tuple(d for d in entry.shape if d != 1) or (1,)
             plan.append(_Tensor(name, path, entry, squeezed, quantize.tensor_type(name, squeezed, qtype)))
-    freqs = arch.rope_freqs(config)
-    if freqs is not None:
-        name = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight"
-        plan.insert(0, _Tensor(name, None, None, freqs.shape, gguf.GGMLQuantizationType.F32))
-    return plan
+    computed = [_Tensor(name, None, None, data.shape, gguf.GGMLQuantizationType.F32, data)
+                for name, data in arch.extra_tensors(family, config).items()]  # fmt: skip
+    return computed + plan
 
 
 def _model_name(name: str, specials_rstrip: bool) -> str:
@@ -85,17 +85,17 @@ def export_gguf(
 ) -> Path:
     """Write the HF model in `folder` as GGUF of type `quant` (f32, f16, bf16, q8_0, q4_0) at `dest`."""
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    spec = arch.arch_spec(config)
+    family = arch.family_for(config)
     qtype, file_type = quantize.PLAIN[quant]
     vocab = read_vocab(folder, config["vocab_size"])
-    plan = _plan(folder, config, spec, qtype)
+    plan = _plan(folder, config, family, qtype)
 
     with staged_file(dest) as tmp:
-        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[spec.gguf_arch])
+        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[family.layout.arch])
         writer.add_name(_model_name(name or folder.name, vocab.specials_rstrip))
         writer.add_file_type(int(file_type))
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        arch.write_metadata(writer, config)
+        arch.write_metadata(writer, family, config)
         write_vocab(writer, vocab)
         for t in plan:
             writer.add_tensor_info(
@@ -110,11 +110,11 @@ def export_gguf(
             readers = {p: files.enter_context(open(p, "rb")) for p in dict.fromkeys(t.source for t in plan if t.source)}
             for t in plan:
                 if t.source is None or t.entry is None:
-                    data = arch.rope_freqs(config)
+                    data = t.computed
                 else:
                     # As llama.cpp's converter: f16 and f32 as they are, anything else through f32.
                     raw = read_float(readers[t.source], t.entry).reshape(t.shape)
-                    data = arch.transform(spec, config, t.gguf_name, raw)
+                    data = arch.transform(family, config, t.gguf_name, raw)
                 writer.write_tensor_data(quantize.encode(data, t.qtype))
                 del data
                 done += quantize.nbytes(t.shape, t.qtype)

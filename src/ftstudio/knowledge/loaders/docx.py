@@ -12,6 +12,9 @@ from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, cle
 from ftstudio.knowledge.loaders.errors import LoadError
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.I)
+# A web page saved as DOCX keeps the permalink sign after each heading (Sphinx's "¶") and its contents list.
+_PERMALINK = re.compile(r"\s*[¶§]$")
+_CONTENTS = {"contents", "table of contents"}
 
 
 def load(path: Path, data: bytes) -> LoadedDocument:
@@ -37,7 +40,8 @@ def load(path: Path, data: bytes) -> LoadedDocument:
 
     def end_section() -> None:
         body = clean_text("\n\n".join(blocks))
-        if body:
+        contents_list = stack and stack[-1][1].casefold() in _CONTENTS and all(b.startswith("- ") for b in blocks[1:])
+        if body and not contents_list:
             sections.append(Section(body, tuple(t for _, t in stack)))
         blocks.clear()
 
@@ -49,6 +53,7 @@ def load(path: Path, data: bytes) -> LoadedDocument:
                 continue
             level = _heading_level(paragraph)
             if level is not None:
+                text = _PERMALINK.sub("", text)
                 end_section()
                 while stack and stack[-1][0] >= level:
                     stack.pop()
@@ -71,7 +76,7 @@ def load(path: Path, data: bytes) -> LoadedDocument:
             if rows:
                 blocks.append("\n".join(rows))
     end_section()
-    title = document.core_properties.title or None
+    title = document.core_properties.title or next((s.heading_path[0] for s in sections if s.heading_path), None)
     return LoadedDocument("docx", sections, title)
 
 

@@ -21,18 +21,39 @@ _FENCE = re.compile(r"\n {0,3}(`{3,}|~{3,})")
 _NOT_A_HEADING_LINE = re.compile(r"^\s*(?:[-*+>|]|\d+[.)]\s|#|$)|^ {4}")
 
 
+_FRONT_MATTER_FIELD = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:[ \t]*(.*?)[ \t]*$")
+
+
 def load(path: Path, data: bytes) -> LoadedDocument:
-    text = clean_text(decode_text(path, data))
-    return LoadedDocument("markdown", list(sections(text)))
+    text, encoding = decode_text(path, data)
+    meta, text = front_matter(clean_text(text))
+    parts = list(sections(text))
+    title = meta.get("title") or next((s.heading_path[0] for s in parts if s.heading_path), None)
+    return LoadedDocument("markdown", parts, clean_title(str(title)) if title else None, encoding, meta)
+
+
+def front_matter(text: str) -> tuple[dict, str]:
+    """YAML front matter (`---` lines around it, at the very start) as metadata, and the text after it.
+
+    Only its top-level `key: value` fields are read (quotes removed; nested or list values are kept as written):
+    enough for the title, author and date that documents carry, without a YAML library.
+    """
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---", 3)
+    if end < 0 or text[end + 4 : end + 5] not in ("", "\n"):
+        return {}, text
+    meta = {}
+    for line in text[4:end].split("\n"):
+        m = _FRONT_MATTER_FIELD.match(line)
+        if m and m.group(2):
+            meta[m.group(1)] = m.group(2).strip("\"'")
+    return meta, text[end + 4 :].lstrip("\n")
 
 
 def _excluded_regions(text: str, padded: str) -> list[tuple[int, int]]:
-    """Front matter and fenced code blocks: spans where a `#` line is not a heading."""
+    """Fenced code blocks: spans where a `#` line is not a heading."""
     regions = []
-    if text.startswith("---\n"):
-        end = text.find("\n---\n", 3)
-        if end > 0:
-            regions.append((0, end + 5))
     opener = None
     for m in _FENCE.finditer(padded):
         fence = m.group(1)

@@ -82,6 +82,9 @@ class Provider(ABC):
     default_base_url: ClassVar[str | None] = None
     default_concurrency: ClassVar[int] = 8
     needs_key: ClassVar[bool] = False
+    # How JSON output is asked for: "json_schema" (a schema the server enforces), "json_object" (JSON mode carrying
+    # the schema) or None (the prompt alone). A provider that negotiates it with its server updates it.
+    structured_form: str | None = "json_schema"
 
     def __init__(
         self, base_url: str | None = None, api_key: str | None = None, *, concurrency: int = 64, timeout: float = 300

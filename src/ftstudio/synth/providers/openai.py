@@ -1,11 +1,16 @@
 """Any OpenAI-compatible server (vLLM, llama.cpp's server, LM Studio, Ollama's /v1) by base URL; key optional.
 
-`/models` lists, `/chat/completions` answers; structured output is asked for with `response_format` json_schema and,
-when a server rejects that, the provider falls back to prompt-only JSON for the rest of its life.
+`/models` lists, `/chat/completions` answers. Structured output is negotiated once per server and remembered for the
+provider's life (one generation run): `response_format` `json_schema` first, then `json_object` carrying the schema
+(llama-cpp-python's server and others that turn it into a grammar), then prompt-only JSON. A step down is taken only
+when the server's answer (400, 422, 500 or 501 whose message names the response format or schema) says the last form
+is not supported; every other answer is classified as usual. Until one form has been answered, structured requests
+go one at a time, so a run with many requests in flight learns the server's form from a single refusal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import urllib.parse
 from typing import Any, ClassVar
@@ -22,7 +27,10 @@ from ftstudio.synth.providers.base import (
 )
 from ftstudio.synth.providers.registry import register
 
-_STRUCTURED_WORDS = ("response_format", "json_schema", "structured", "schema", "grammar")
+# The ways to ask for JSON, best first; None is prompt-only (the prompt itself asks for JSON).
+STRUCTURED_FORMS: tuple[str | None, ...] = ("json_schema", "json_object", None)
+_FORMAT_STATUSES = frozenset({400, 422, 500, 501})
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar", "structured")
 
 
 def normalize_base_url(url: str) -> str:
@@ -57,7 +65,9 @@ class OpenAICompatProvider(Provider):
                 f" or set {self.base_url_env}",
             )
         super().__init__(normalize_base_url(base), api_key or os.environ.get(self.key_env) or None, **kwargs)
-        self.structured_ok = True
+        self.structured_form: str | None = STRUCTURED_FORMS[0]
+        self._form_settled = False  # True once the server answered a structured request (or none is left to try)
+        self._probe: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._models: dict[str, ModelInfo] = {}
 
     def headers(self) -> dict[str, str]:
@@ -119,17 +129,37 @@ class OpenAICompatProvider(Provider):
         # Some servers list nothing useful (or serve whatever is loaded); an unlisted model is tried anyway.
         return self._models.get(model)
 
-    def _payload(self, model, messages, schema, temperature, seed, max_tokens) -> dict[str, Any]:
+    def _payload(self, model, messages, schema, temperature, seed, max_tokens, form=None) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": model, "messages": messages}
         for key, value in (("temperature", temperature), ("seed", seed), ("max_tokens", max_tokens)):
             if value is not None:
                 payload[key] = value
-        if schema is not None and self.structured_ok:
+        if schema is not None and form == "json_schema":
             payload["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "pairs", "schema": schema, "strict": True},
             }
+        elif schema is not None and form == "json_object":
+            payload["response_format"] = {"type": "json_object", "schema": schema}
         return payload
+
+    def _probe_lock(self) -> asyncio.Lock:
+        """The lock that lets one structured request at a time find the server's form (one per event loop)."""
+        loop = asyncio.get_running_loop()
+        if self._probe is None or self._probe[0] is not loop:
+            self._probe = (loop, asyncio.Lock())
+        return self._probe[1]
+
+    def _form_refused(self, form: str | None, status: int, body: Any) -> bool:
+        """Whether this answer says the server cannot do `form`; if so, step down to the next form (once)."""
+        if form is None or status not in _FORMAT_STATUSES:
+            return False
+        if not any(word in error_text(body).lower() for word in _FORMAT_WORDS):
+            return False
+        if self.structured_form == form:  # another request may have stepped down already
+            self.structured_form = STRUCTURED_FORMS[STRUCTURED_FORMS.index(form) + 1]
+            self._form_settled = self.structured_form is None
+        return True
 
     async def chat(
         self,
@@ -142,27 +172,31 @@ class OpenAICompatProvider(Provider):
         max_tokens: int | None = None,
         num_ctx: int | None = None,
     ) -> Completion:
+        args = (model, messages, schema, temperature, seed, max_tokens)
+        if schema is not None and not self._form_settled:
+            async with self._probe_lock():
+                if not self._form_settled:
+                    return await self._chat(*args)
+        return await self._chat(*args)
+
+    async def _chat(self, model, messages, schema, temperature, seed, max_tokens) -> Completion:
         while True:
-            payload = self._payload(model, messages, schema, temperature, seed, max_tokens)
-            structured = "response_format" in payload
+            form = self.structured_form if schema is not None else None
+            payload = self._payload(model, messages, schema, temperature, seed, max_tokens, form)
             url = f"{self.base_url}/chat/completions"
             status, body, headers = await self._request("POST", url, what="chat", json_body=payload)
-            if (
-                structured
-                and status in (400, 422, 501)
-                and any(w in error_text(body).lower() for w in _STRUCTURED_WORDS)
-            ):
-                # The server cannot constrain output; the prompt itself asks for JSON, so go on without it.
-                self.structured_ok = False
-                continue
+            if self._form_refused(form, status, body):
+                continue  # the same request in the next form; the prompt itself asks for JSON in every form
             if status != 200 or not isinstance(body, dict) or not body.get("choices"):
                 if status == 200:
                     raise ProviderError("server", f"reply without choices: {error_text(body)}", status=status)
                 self._raise_for(status, body, headers, model)
+            if form is not None:
+                self._form_settled = True
             message = body["choices"][0].get("message") or {}
             usage = body.get("usage") or {}
             tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             cost = _price(usage.get("cost"))
             if cost is None and model in self._models:
                 cost = self._models[model].cost(tokens_in, tokens_out)
-            return Completion(message.get("content") or "", tokens_in, tokens_out, cost, structured)
+            return Completion(message.get("content") or "", tokens_in, tokens_out, cost, form is not None)

@@ -42,9 +42,10 @@ class OpenRouterProvider(OpenAICompatProvider):
             )
         return info
 
-    def _payload(self, model, messages: list[Message], schema, temperature, seed, max_tokens) -> dict[str, Any]:
+    def _payload(self, model, messages: list[Message], schema, temperature, seed, max_tokens, form=None) -> dict:
         # usage.include makes OpenRouter report the request's cost in USD beside the token counts.
-        return {**super()._payload(model, messages, schema, temperature, seed, max_tokens), "usage": {"include": True}}
+        payload = super()._payload(model, messages, schema, temperature, seed, max_tokens, form)
+        return {**payload, "usage": {"include": True}}
 
     async def chat(self, model: str, messages: list[Message], **kwargs: Any):
         self._require_key()

@@ -24,7 +24,9 @@ def load_tokenizer(base_model: str, *, trust_remote_code: bool = False):
 def load_base(base_model: str, *, four_bit: bool, trust_remote_code: bool = False, for_training: bool = True):
     """The base model on the best device: CUDA in bf16 (or fp16), else the CPU in fp32."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ftstudio.families import for_config
 
     cuda = cuda_available()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
@@ -43,7 +45,10 @@ def load_base(base_model: str, *, four_bit: bool, trust_remote_code: bool = Fals
             bnb_4bit_compute_dtype=kwargs["dtype"],
         )
     try:
-        model = AutoModelForCausalLM.from_pretrained(base_model, attn_implementation="sdpa", **kwargs)
+        config = AutoConfig.from_pretrained(base_model, trust_remote_code=trust_remote_code)
+        family = for_config(config.to_dict())
+        attention = family.attn_implementation if family else "sdpa"
+        model = AutoModelForCausalLM.from_pretrained(base_model, attn_implementation=attention, **kwargs)
     except OSError as exc:
         raise BadInput(
             f"cannot load base model {base_model!r}: {exc}",

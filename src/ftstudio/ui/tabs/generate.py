@@ -1,6 +1,8 @@
 """Tab 3, Generate: a helper model (Ollama, OpenRouter, any OpenAI-compatible server) writes question-answer pairs
-grounded in the knowledge store, as a background job of `ftstudio generate`; the data can be previewed, edited,
-added to or replaced by an uploaded JSONL (the choice is explicit; a replace keeps a backup), and downloaded.
+grounded in the knowledge store, as a background job of `ftstudio generate`, with the training mix (question types,
+paraphrases, follow-ups, "with passages" pairs) from the synth settings; the frozen eval set is made here too, as a
+job of `ftstudio data NAME --make-eval N`. The data can be previewed, reviewed (accept, edit, reject: provenance
+kept), added to or replaced by an uploaded JSONL (the choice is explicit; a replace keeps a backup), and downloaded.
 
 The API key is a password field: it reaches the job through the subprocess's environment only.
 """
@@ -12,10 +14,10 @@ import typing
 
 import gradio as gr
 
-from ftstudio.dataset import iter_lines, read_dataset, rewrite_lines
+from ftstudio.dataset import iter_lines, read_dataset
 from ftstudio.errors import FtError
-from ftstudio.requests import GenerateRequest
-from ftstudio.synth import datafile
+from ftstudio.requests import EvalSetRequest, GenerateRequest
+from ftstudio.synth import datafile, evalset, review
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.ui.common import (
     JobPanel,
@@ -26,6 +28,7 @@ from ftstudio.ui.common import (
     number_text,
     open_project,
     request_widget,
+    save_section,
     shown_values,
     start_request,
     store_uploads,
@@ -38,7 +41,7 @@ from ftstudio.ui.common import (
 CONNECTION = ("provider", "base_url", "model")
 MAIN_FIELDS = ("concurrency", "pairs_per_chunk", "temperature")
 RUN_OPTIONS = ("pairs", "topic", "max_cost")  # options of the command itself, not project settings
-DATA_COLUMNS = ["line", "question", "answer"]
+DATA_COLUMNS = ["line", "question", "answer", "review", "kind"]
 STOP_REASONS = {
     "exhausted": "the documents gave no new pairs (every chunk was used; add documents or a topic for more)",
     "max_cost": "Max cost reached",
@@ -49,6 +52,8 @@ KEY_ENVS = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY"}
 
 def _simple(name: str) -> bool:
     annotation, _ = unwrap(SynthSettings.model_fields[name].annotation)
+    if typing.get_origin(annotation) is list:  # a set of choices: a checkbox group
+        return typing.get_origin(typing.get_args(annotation)[0]) is typing.Literal
     return annotation in (int, float, bool, str) or typing.get_origin(annotation) is typing.Literal
 
 
@@ -91,9 +96,9 @@ def data_rows(project, limit: int = 500) -> list[list]:
     rows = []
     for number, item in iter_lines(project.sft_data):
         if hasattr(item, "messages"):
-            rows.append([number, item.prompt, item.answer])
+            rows.append([number, item.prompt, item.answer, review.status(item.meta), item.meta.get("kind", "pair")])
         else:
-            rows.append([number, f"⚠ {item.message}", ""])
+            rows.append([number, f"⚠ {item.message}", "", "", ""])
         if len(rows) >= limit:
             break
     return rows
@@ -105,9 +110,23 @@ def data_summary(project) -> str:
     except FtError:
         return "No training data yet: generate some, or upload your own JSONL."
     bad = "".join(f"\n- {e}" for e in data.errors[:10])
-    return f"**{len(data.examples)} examples** in `data/sft_data.jsonl`" + (
+    counts = review.counts(data.examples)
+    reviewed = f" · review: {counts['accepted']} accepted, {counts['rejected']} rejected, {counts['pending']} pending"
+    return f"**{len(data.examples)} examples** in `data/sft_data.jsonl`{reviewed}" + (
         f", {len(data.errors)} bad lines:{bad}" if data.errors else ""
     )
+
+
+def eval_summary(project) -> str:
+    """The eval set's size, kinds and version, or how to make one."""
+    try:
+        frozen = evalset.load(project)
+    except FtError as exc:
+        return f"⚠ {describe(exc)}"
+    if frozen is None:
+        return "No eval set yet. Make one before training, so every run's report card uses the same questions."
+    kinds = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in frozen.counts().items())
+    return f"**{len(frozen.items)} eval questions** ({kinds}) in `data/eval_set.jsonl`, version `{frozen.version}`"
 
 
 def build(ctx) -> None:
@@ -146,13 +165,31 @@ def build(ctx) -> None:
     started = gr.Markdown()
     panel = JobPanel(registry, "generate", result_summary)
 
+    gr.Markdown("### Eval set (frozen, never trained on)")
+    eval_note = gr.Markdown(elem_id="eval-set-summary")
+    with gr.Row():
+        eval_count = gr.Number(label="Eval questions", value=40, precision=0, minimum=1, elem_id="eval-count",
+                               info="How many the helper writes (ftstudio data NAME --make-eval N)")  # fmt: skip
+        eval_fresh = gr.Checkbox(label="Replace the existing set", value=False,
+                                 info="Report cards of earlier runs are then not comparable")  # fmt: skip
+        make_eval = gr.Button("Make eval set")
+    eval_started = gr.Markdown()
+    eval_panel = JobPanel(registry, "data")
+
     gr.Markdown("### Training data")
     summary = gr.Markdown(elem_id="data-summary")
     table = gr.Dataframe(
-        headers=DATA_COLUMNS, label="Preview (edit a cell, then save)", interactive=True, wrap=True, max_height=400
+        headers=DATA_COLUMNS,
+        label="Preview and review (edit a question or answer, then save: it counts as accepted, provenance kept)",
+        interactive=True,
+        wrap=True,
+        max_height=400,
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")
+        review_lines = gr.Textbox(label="Lines to review", placeholder="1,4-9", elem_id="review-lines")
+        accept = gr.Button("Accept")
+        reject = gr.Button("Reject", variant="stop")
         delete_line = gr.Textbox(label="Line to delete", placeholder="a line number from the table's first column",
                                  elem_id="delete-line")  # fmt: skip
         delete = gr.Button("Delete line", variant="stop")
@@ -205,11 +242,12 @@ def build(ctx) -> None:
         return gr.update(value=found[0], choices=found), f"{len(found)} models from {provider_name}; chose {found[0]}."
 
     def data_view(project):
-        return [data_summary(project), data_rows(project), str(project.sft_data) if project.sft_data.exists() else None]
+        download_path = str(project.sft_data) if project.sft_data.exists() else None
+        return [data_summary(project), data_rows(project), download_path, eval_summary(project)]
 
     def load(project_name):
         if not project_name:
-            return [gr.update()] * (len(inputs) + 7)
+            return [gr.update()] * (len(inputs) + 8)
         project = open_project(root, project_name)
         current = project.settings().synth
         model_choice, note = offered(current.provider, current.base_url, current.model)
@@ -220,7 +258,7 @@ def build(ctx) -> None:
     def on_open(project_name, provider_name, url, model_name):
         """Opening the tab: the data as it is now, and a helper model if none is chosen; the form stays as typed."""
         if not project_name:
-            return [gr.update()] * 5
+            return [gr.update()] * 6
         choice = [gr.update(), gr.update()] if model_name else list(offered(provider_name, url or None, None))
         return [*choice, *data_view(open_project(root, project_name))]
 
@@ -238,6 +276,27 @@ def build(ctx) -> None:
             env[variable] = key
         return start_request(registry, project_name, request, env=env)
 
+    def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh):
+        """The eval set is written by the project's helper: the connection shown here is stored in [synth] when the
+        job may start (the request checked, no job in the way), so the job and later runs use the same helper."""
+        if not model_name:
+            return "⚠ Not started: Helper model: choose one (Refresh list, then pick it)."
+        try:
+            request = EvalSetRequest.build(make_eval=count, fresh=bool(fresh))
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
+        if (reason := registry.conflict(project_name, request.command)) is not None:
+            return f"⚠ Not started: {reason}"
+        env = {}
+        if key:
+            variable = key_env(provider_name)
+            if variable is None:
+                return f"⚠ Not started: the {provider_name} provider takes no API key; clear the API key field."
+            env[variable] = key
+        project = open_project(root, project_name)
+        save_section(project, "synth", SynthSettings, {"provider": provider_name, "base_url": url, "model": model_name})
+        return start_request(registry, project_name, request, env=env)
+
     def _guard(project_name) -> str | None:
         active = registry.active(project_name, "generate")
         return f"⚠ Generation job {active.id} is writing the data; stop it first." if active else None
@@ -253,14 +312,25 @@ def build(ctx) -> None:
             before = current.get(number)
             if before is None or (before[1] == question and before[2] == answer) or question.startswith("⚠"):
                 continue
-            changes[number] = {"instruction": question, "output": answer}
+            changes[number] = (question, answer)
         if not changes:
             return "No edits to save.", gr.update(), gr.update()
         try:
-            rewrite_lines(project.sft_data, changes)
+            for number, (question, answer) in changes.items():
+                review.edit(project, number, question, answer)  # keeps the line's meta (its provenance)
         except FtError as exc:
             return describe(exc), gr.update(), gr.update()
         return f"Saved {len(changes)} edited lines.", data_summary(project), data_rows(project)
+
+    def do_review(project_name, spec, decision):
+        project = open_project(root, project_name)
+        if (blocked := _guard(project_name)) is not None:
+            return blocked, gr.update(), gr.update()
+        try:
+            changed = review.decide(project, review.parse_lines(spec or ""), decision)
+        except FtError as exc:
+            return describe(exc), gr.update(), gr.update()
+        return f"{decision.capitalize()} {changed} line(s).", data_summary(project), data_rows(project)
 
     def do_delete(project_name, number):
         project = open_project(root, project_name)
@@ -299,10 +369,11 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, provider, base_url, model, *inputs, *opt_inputs]
     for comp in (ctx.project, provider, base_url, model, *inputs, *opt_inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    outputs = [*inputs, provider, base_url, model, listed, summary, table, download]
+    outputs = [*inputs, provider, base_url, model, listed, summary, table, download, eval_note]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(on_open, [ctx.project, provider, base_url, model], [model, listed, summary, table, download])
+    ctx.tab.select(on_open, [ctx.project, provider, base_url, model],
+                   [model, listed, summary, table, download, eval_note])  # fmt: skip
     refresh.click(refresh_models, [provider, base_url, api_key], [model, listed], api_name="helper_models")
     start.click(
         run_generate,
@@ -315,7 +386,18 @@ def build(ctx) -> None:
         # Results only: the settings and connection the user may be editing stay as they are.
         return data_view(open_project(root, project_name))
 
-    panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download])
+    panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
+    eval_panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
+    make_eval.click(
+        run_make_eval,
+        [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh],
+        [eval_started],
+        api_name="make_eval_set",
+    )
+    accept.click(lambda p, s: do_review(p, s, "accepted"), [ctx.project, review_lines], [edited, summary, table],
+                 api_name="accept_lines")  # fmt: skip
+    reject.click(lambda p, s: do_review(p, s, "rejected"), [ctx.project, review_lines], [edited, summary, table],
+                 api_name="reject_lines")  # fmt: skip
     save_edits.click(do_save_edits, [ctx.project, table], [edited, summary, table], api_name="save_data_edits")
     delete.click(do_delete, [ctx.project, delete_line], [edited, summary, table], api_name="delete_data_line")
     # The box is emptied after each upload (`.then`), ready for the next file.

@@ -1,5 +1,6 @@
-"""Tab 4, Train: what will be trained, the hyper-parameters, start/stop/resume, the live loss plot, the runs, and
-base-versus-tuned answers at the end. Training runs as a background job of `ftstudio train`."""
+"""Tab 4, Train: what will be trained, the hyper-parameters, start/stop/resume, the live loss plot, the runs,
+base-versus-tuned answers at the end, and each run's knowledge report card (a table, and a bar chart across runs).
+Training runs as a background job of `ftstudio train`, the card as one of `ftstudio eval`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pandas as pd
 
 from ftstudio.dataset import read_dataset
 from ftstudio.errors import FtError
-from ftstudio.requests import TrainRequest
+from ftstudio.requests import EvaluateRequest, TrainRequest
+from ftstudio.settings import EvalSettings
+from ftstudio.synth import review
 from ftstudio.train.settings import TrainSettings
 from ftstudio.ui.common import (
     JobPanel,
@@ -135,7 +138,12 @@ def summary(project) -> str:
     try:
         data = read_dataset(project.sft_data)
         bad = f", **{len(data.errors)} bad lines** (first: {data.errors[0]})" if data.errors else ""
-        lines.append(f"**Data**: {len(data.examples)} examples in `data/sft_data.jsonl`{bad}")
+        counts = review.counts(data.examples)
+        used = counts["accepted"] if settings.train.only_accepted else len(data.examples) - counts["rejected"]
+        lines.append(
+            f"**Data**: {len(data.examples)} examples in `data/sft_data.jsonl`{bad}; review: {counts['accepted']} "
+            f"accepted, {counts['rejected']} rejected, {counts['pending']} pending → **{used} trained on**"
+        )
     except FtError as exc:
         lines.append(f"**Data**: {describe(exc)}")
     how = f"**Method**: {settings.train.method}"
@@ -143,6 +151,84 @@ def summary(project) -> str:
         how += f"; **backend**: {settings.train.backend} ({TrainSettings.model_fields['backend'].description})"
     lines.append(how)
     return "\n\n".join(lines)
+
+
+def cell(text) -> str:
+    """Text safe inside a Markdown table cell: a model's raw answer must not turn into Markdown."""
+    escaped = html.escape(str(text or ""))
+    for mark in "\\`*_~[]|#":
+        escaped = escaped.replace(mark, "\\" + mark)
+    return escaped.replace("\n", "<br>")
+
+
+def _card_of(run) -> dict | None:
+    report = run.eval_report() if run is not None else None
+    return (report or {}).get("card")
+
+
+def _pct(result: dict) -> str:
+    if result.get("accuracy") is None:
+        return "—"
+    return f"**{result['accuracy'] * 100:.0f}%** ({result['correct']}/{result['graded']}, {result['partly']} partly)"
+
+
+def card_view(project, run_id: str | None) -> str:
+    """The report card of a run (the newest when `run_id` is empty): accuracy per condition and kind of question,
+    then every question with the four answers and their verdicts."""
+    from ftstudio.train.card import CONDITIONS, LABELS
+
+    runs = _runs(project)
+    run = next((r for r in runs if r.id == run_id), runs[-1] if runs else None)
+    card = _card_of(run)
+    if not card:
+        return ("No report card for this run yet: make an eval set (Generate tab), then train, or press "
+                "*Make the report card*.")  # fmt: skip
+    head = "| | " + " | ".join(LABELS[c] for c in CONDITIONS) + " |"
+    lines = [
+        f"Run `{card['run']}` · {card['questions']} questions · eval set `{card['eval_set_version']}` · judge "
+        f"`{card['judge'] or 'none'}` · **{card['status']}**",
+        *[f"\n⚠ {html.escape(w)}" for w in card.get("warnings", [])],
+        "",
+        head,
+        "|---" * (len(CONDITIONS) + 1) + "|",
+        "| all | " + " | ".join(_pct(card["conditions"][c]) for c in CONDITIONS) + " |",
+    ]
+    for kind, split in card["splits"].items():
+        lines.append(f"| {kind.replace('_', ' ')} ({split['questions']}) | "
+                     + " | ".join(_pct(split[c]) for c in CONDITIONS) + " |")  # fmt: skip
+    lines += ["", "| kind | question | reference | " + " | ".join(LABELS[c] for c in CONDITIONS) + " |",
+              "|---" * (len(CONDITIONS) + 3) + "|"]  # fmt: skip
+    for row in card["table"]:
+        answers = []
+        for c in CONDITIONS:
+            a = row["answers"][c]
+            verdict = f"**{a['verdict']}**: {cell(a['reason'])}<br>" if a["verdict"] else ""
+            answers.append(verdict + cell(a["answer"]))
+        lines.append(f"| {row['kind']} | {cell(row['question'])} | {cell(row['reference'])} | " + " | ".join(answers)
+                     + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def card_frame(project) -> pd.DataFrame:
+    """Accuracy (%) per run and condition, for the bar chart across runs; runs without a graded card are left out."""
+    from ftstudio.train.card import CONDITIONS, LABELS
+
+    rows = []
+    for run in _runs(project):
+        card = _card_of(run)
+        for c in CONDITIONS if card else ():
+            accuracy = card["conditions"][c]["accuracy"]
+            if accuracy is not None:
+                rows.append({"bar": f"{run.id} · {LABELS[c]}", "run": run.id, "condition": LABELS[c],
+                             "accuracy": round(accuracy * 100, 1)})  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["bar", "run", "condition", "accuracy"])
+    return frame.astype({"bar": "string", "run": "string", "condition": "string", "accuracy": "float64"})
+
+
+def card_plot_update(project):
+    frame = card_frame(project)
+    runs = frame["run"].nunique() if len(frame) else 0
+    return gr.update(value=frame if len(frame) else None, title=f"Accuracy by run ({runs} runs with a card)")
 
 
 def eval_view(project, run_id: str | None) -> str:
@@ -159,12 +245,6 @@ def eval_view(project, run_id: str | None) -> str:
         "| question | reference | base | tuned |",
         "|---|---|---|---|",
     ]
-
-    def cell(text) -> str:
-        escaped = html.escape(str(text or ""))
-        for mark in "\\`*_~[]|#":  # a model's raw answer must not turn into Markdown
-            escaped = escaped.replace(mark, "\\" + mark)
-        return escaped.replace("\n", "<br>")
 
     for item in report.get("answers", []):
         lines.append(
@@ -225,6 +305,17 @@ def build(ctx) -> None:
     runs = gr.Dataframe(headers=RUN_COLUMNS, label="Runs", interactive=False)
     comparison = gr.Markdown()
 
+    gr.Markdown("### Report card: did it learn the documents? (docs/eval.md tells how to read it)")
+    card_plot = gr.BarPlot(x="bar", y="accuracy", color="condition", title="Accuracy by run", y_lim=[0, 100],
+                           y_title="accuracy %", x_title="run · condition", height=300, sort=None,
+                           elem_id="card-plot")  # fmt: skip
+    card_md = gr.Markdown(elem_id="report-card")
+    with gr.Row():
+        judge_model = gr.Textbox(label="Judge model", info=EvalSettings.model_fields["judge_model"].description)
+        evaluate = gr.Button("Make the report card of the run shown")
+    card_started = gr.Markdown()
+    card_panel = JobPanel(registry, "eval")
+
     def _request(project, values, resume_id, probe_only=False) -> TrainRequest:
         return form_request(TrainRequest, project, dict(zip(names, values, strict=True)), resume=resume_id or None,
                             probe_only=probe_only)  # fmt: skip
@@ -240,7 +331,7 @@ def build(ctx) -> None:
 
     def load(project_name):
         if not project_name:
-            return [gr.update()] * (len(inputs) + 6)
+            return [gr.update()] * (len(inputs) + 8)
         project = open_project(root, project_name)
         current = project.settings().train
         all_runs = _runs(project)
@@ -253,6 +344,8 @@ def build(ctx) -> None:
             runs_table(project),
             plot_update(project, ids[0] if ids else None),
             eval_view(project, ids[0] if ids else None),
+            card_view(project, ids[0] if ids else None),
+            card_plot_update(project),
         ]
 
     def run_train(project_name, resume_id, *values):
@@ -329,17 +422,26 @@ def build(ctx) -> None:
 
     def show_run(project_name, run_id):
         if not project_name:
-            return gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update()
         project = open_project(root, project_name)
-        return plot_update(project, run_id), eval_view(project, run_id)
+        return plot_update(project, run_id), eval_view(project, run_id), card_view(project, run_id)
+
+    def run_eval(project_name, run_id, judge):
+        """The card of the run shown; a judge model typed here is for this card only (project.toml keeps its own)."""
+        try:
+            chosen = (judge or "").strip() or None
+            request = EvaluateRequest.build(run=run_id or None, overrides={"judge_model": chosen})
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
+        return start_request(registry, project_name, request)
 
     preview_inputs = [ctx.project, resume, *inputs]
     for comp in (ctx.project, resume, *inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    outputs = [*inputs, what, resume, shown_run, runs, plot, comparison]
+    outputs = [*inputs, what, resume, shown_run, runs, plot, comparison, card_md, card_plot]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(lambda name: load(name)[len(inputs) :] if name else [gr.update()] * 6, [ctx.project],
+    ctx.tab.select(lambda name: load(name)[len(inputs) :] if name else [gr.update()] * 8, [ctx.project],
                    outputs[len(inputs) :])  # the facts only: the form keeps what was typed  # fmt: skip
     reload_runs.click(load, [ctx.project], outputs, api_name="train_refresh")
     start.click(run_train, preview_inputs, [started], api_name="train")
@@ -351,7 +453,16 @@ def build(ctx) -> None:
 
     panel.wire(ctx.timer, ctx.project, after_job, [*outputs, probe_note])
     ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs, start], show_progress="hidden")
-    shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison])
+    shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison, card_md])
+    evaluate.click(run_eval, [ctx.project, shown_run, judge_model], [card_started], api_name="make_card")
+
+    def after_card(project_name, job_id):
+        project = open_project(root, project_name)
+        state = registry.get(project_name, job_id)
+        run_id = (state.result or {}).get("run") if isinstance(state.result, dict) else None
+        return card_view(project, run_id), card_plot_update(project)
+
+    card_panel.wire(ctx.timer, ctx.project, after_card, [card_md, card_plot])
     show_mask.click(do_mask, [ctx.project, example_line, *inputs], [mask, mask_note], api_name="train_mask")
     probe.click(do_probe, preview_inputs, [started], api_name="train_probe")
 
@@ -360,3 +471,9 @@ def build(ctx) -> None:
         return loss_frame(open_project(root, project_name), run_id).to_dict("records")
 
     gr.api(loss_points, api_name="loss_points")
+
+    def card_bars(project_name: str) -> list[dict]:
+        """The bar chart's points (run, condition, accuracy %): what the browser shows, for scripts and tests."""
+        return card_frame(open_project(root, project_name)).to_dict("records")
+
+    gr.api(card_bars, api_name="card_bars")

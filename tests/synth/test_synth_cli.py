@@ -220,7 +220,8 @@ def test_ingest_markdown_then_generate_end_to_end(cli, project, workspace, ollam
 def test_data_make_eval_and_review_through_the_cli(cli, grounded, ollama_server):
     project, _ = grounded
     setup = ("--provider", "ollama", "--base-url", ollama_server.url, "--model", "llama3:8b")
-    assert cli("generate", "demo", *setup, "--pairs", "6", "--per-chunk", "2").code == 0
+    # --save: the eval set is written by the project's helper, so the helper given here must be stored
+    assert cli("generate", "demo", *setup, "--pairs", "6", "--per-chunk", "2", "--save").code == 0
     made = cli("data", "demo", "--make-eval", "5", "--json")
     assert made.code == 0, made.stderr
     result = made.json()

@@ -52,6 +52,10 @@ def test_requests_are_checked_before_work_naming_the_field(workspace):
         ftstudio.train(project, base_model="x/y", rank=0)
     with pytest.raises(ftstudio.BadInput, match="unknown setting"):
         ftstudio.train(project, no_such_setting=1)
+    with pytest.raises(ftstudio.BadInput, match="model: no helper model chosen"):
+        ftstudio.make_eval_set(project, make_eval=3, per_chunk=2, save=True)
+    with pytest.raises(ftstudio.BadInput, match="passages: Input should be greater than or equal to 1"):
+        ftstudio.report_card(project, passages=0, judge_model="j")
     assert project.settings() == ftstudio.ProjectSettings()  # nothing was saved
 
 

@@ -12,7 +12,14 @@ import pytest
 from ftstudio.errors import BadInput
 from ftstudio.jobs import JobRegistry, job_argv
 from ftstudio.project import Project
-from ftstudio.requests import GenerateRequest, IngestRequest, SearchRequest, TrainRequest
+from ftstudio.requests import (
+    EvalSetRequest,
+    EvaluateRequest,
+    GenerateRequest,
+    IngestRequest,
+    SearchRequest,
+    TrainRequest,
+)
 
 DOC = "# Bees\n\nHoney bees live in colonies of many thousands of workers and one queen.\n"
 
@@ -188,3 +195,27 @@ def test_save_stores_the_overrides_after_the_run_checked_them(workspace, project
     state = jobs.start("demo", IngestRequest(paths=[doc], overrides={"chunk_tokens": 128}, save=True))
     assert jobs.wait("demo", state.id, timeout=180).status == "done"
     assert project.settings().knowledge.chunk_tokens == 128
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (GenerateRequest(pairs=4, overrides={"question_types": ["fact", "numeric"], "followups": True,
+                                             "paraphrases": 2, "audience": "-kids"}),
+         {"pairs": 4, "question_types": "fact,numeric", "followups": True, "paraphrases": 2, "audience": "-kids"}),
+        (TrainRequest(overrides={"only_accepted": False, "dropout": 0.1}, save=True),
+         {"only_accepted": False, "set_": ["dropout=0.1"], "save": True}),
+        (EvalSetRequest(make_eval=3, fresh=True, overrides={"per_chunk": 3}),
+         {"make_eval": 3, "fresh": True, "set_": ["per_chunk=3"]}),
+        (EvaluateRequest(run="r1", overrides={"judge_model": "judge:1b"}), {"run": "r1", "judge_model": "judge:1b"}),
+    ],
+)  # fmt: skip
+def test_the_cli_reads_each_request_option_as_the_request_meant_it(request_, expected):
+    """A job's argv is parsed by the real command: every flag the request writes exists and means the same."""
+    import typer
+
+    from ftstudio.cli import app
+
+    command = typer.main.get_command(app).commands[request_.command]
+    ctx = command.make_context(request_.command, [*request_.options(), "--", "demo"])
+    assert {k: ctx.params[k] for k in expected} == expected

@@ -278,6 +278,9 @@ class EvaluateRequest(Request):
     run: str | None = Field(None, description="Run id; default: the newest completed run.")
 
     def problems(self, project, settings: EvalSettings) -> list[str]:
+        if not project.eval_set.is_file():  # the first thing to fix: without questions there is nothing to judge
+            return [f"eval set: project {project.name!r} has none (data/eval_set.jsonl); make one, best before "
+                    f"training: `ftstudio data {project.name} --make-eval 40` (studio: Generate tab, Make eval set)"]
         return [] if settings.judge_model else _helper_problems(project)
 
 

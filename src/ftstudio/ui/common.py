@@ -48,8 +48,11 @@ def _field_labels() -> dict[str, str]:
         for name, field in {**(kind.settings_model.model_fields if kind.settings_model else {}),
                             **kind.model_fields}.items():  # fmt: skip
             labels[name] = label_of(name, field)
+    # Then the flags, so a flag (generate's --per-chunk) names its own field, not a setting of that name elsewhere.
+    for kind in JOB_REQUESTS.values():
         for name, flag in kind.flags.items():
-            labels[flag[2:].replace("-", "_")] = labels[name]
+            field = {**(kind.settings_model.model_fields if kind.settings_model else {})}[name]
+            labels[flag[2:].replace("-", "_")] = label_of(name, field)
     return labels
 
 

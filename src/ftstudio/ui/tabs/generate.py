@@ -259,8 +259,15 @@ def build(ctx) -> None:
         """Opening the tab: the data as it is now, and a helper model if none is chosen; the form stays as typed."""
         if not project_name:
             return [gr.update()] * 6
-        choice = [gr.update(), gr.update()] if model_name else list(offered(provider_name, url or None, None))
-        return [*choice, *data_view(open_project(root, project_name))]
+        project = open_project(root, project_name)
+        saved = project.settings().synth
+        if model_name:
+            choice = [gr.update(), gr.update()]
+        elif saved.model:  # the form is not filled yet (the page is loading): the project's own helper
+            choice = list(offered(saved.provider, saved.base_url, saved.model))
+        else:
+            choice = list(offered(provider_name, url or None, None))
+        return [*choice, *data_view(project)]
 
     def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
         project = open_project(root, project_name)

@@ -152,6 +152,8 @@ def _print_result(result, name: str) -> None:
             from ftstudio.cli.evaluate import print_card
 
             print_card(e["card"])
+            for warning in e["card"]["warnings"]:
+                err.print(f"warning: {warning}", markup=False)
         for a in e["answers"]:
             out.print(f"\nQ (line {a['line']}): {a['prompt']}\n  reference: {a['reference']}\n"
                       f"  base:      {a['base']}\n  tuned:     {a['tuned']}", markup=False)  # fmt: skip

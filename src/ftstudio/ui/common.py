@@ -25,7 +25,7 @@ from ftstudio.errors import FtError
 from ftstudio.jobs import JobRegistry, JobState
 from ftstudio.project import Project
 
-SECTIONS = ("knowledge", "base_model", "synth", "train", "export")
+SECTIONS = ("knowledge", "base_model", "synth", "train", "export", "eval")
 
 
 def describe(exc: BaseException) -> str:

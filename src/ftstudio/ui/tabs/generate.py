@@ -18,7 +18,7 @@ from ftstudio.dataset import iter_lines, read_dataset, rewrite_lines
 from ftstudio.errors import FtError
 from ftstudio.jobs import cli_line
 from ftstudio.synth import evalset, review
-from ftstudio.synth.settings import SynthSettings
+from ftstudio.synth.settings import EvalSettings, SynthSettings
 from ftstudio.ui.common import (
     JobPanel,
     cli_box,
@@ -37,6 +37,7 @@ from ftstudio.ui.common import (
 
 CONNECTION = ("provider", "base_url", "model")
 MAIN_FIELDS = ("concurrency", "pairs_per_chunk", "temperature")
+EVAL_FIELDS = ("held_out_share", "paraphrase_share", "per_chunk")  # the eval set's; the card's are in the Train tab
 RUN_OPTIONS = ("pairs", "topic", "max_cost")  # options of the command itself, not project settings
 DATA_COLUMNS = ["line", "question", "answer", "review", "kind"]
 KEY_ENVS = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -165,6 +166,9 @@ def build(ctx) -> None:
         eval_fresh = gr.Checkbox(label="Replace the existing set", value=False,
                                  info="Report cards of earlier runs are then not comparable")  # fmt: skip
         make_eval = gr.Button("Make eval set")
+    with gr.Row():
+        eval_fields = widgets(EvalSettings, EvalSettings(), EVAL_FIELDS)
+    eval_inputs = [eval_fields[n] for n in EVAL_FIELDS]
     eval_started = gr.Markdown()
     eval_panel = JobPanel(registry, "data")
 
@@ -216,7 +220,7 @@ def build(ctx) -> None:
 
     def load(project_name):
         if not project_name:
-            return [gr.update()] * (len(inputs) + 7)
+            return [gr.update()] * (len(inputs) + 7 + len(eval_inputs))
         project = open_project(root, project_name)
         current = project.settings().synth
         return shown_values(SynthSettings, current, names) + [
@@ -227,6 +231,7 @@ def build(ctx) -> None:
             data_rows(project),
             str(project.sft_data) if project.sft_data.exists() else None,
             eval_summary(project),
+            *shown_values(EvalSettings, project.settings().eval, EVAL_FIELDS),
         ]
 
     def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
@@ -247,9 +252,11 @@ def build(ctx) -> None:
 
     def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *rest_values):
         project = open_project(root, project_name)
-        values = dict(zip(names, rest_values[: len(names)], strict=True))
+        shares = dict(zip(EVAL_FIELDS, rest_values[: len(EVAL_FIELDS)], strict=True))
+        values = dict(zip(names, rest_values[len(EVAL_FIELDS) :], strict=True))
         connection = {"provider": provider_name, "base_url": url, "model": model_name}
         save_section(project, "synth", SynthSettings, {**values, **connection})  # the helper the job reads
+        save_section(project, "eval", EvalSettings, shares)
         env = {}
         if key and (variable := key_env(provider_name)) is not None:
             env[variable] = key
@@ -332,7 +339,7 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, provider, base_url, model, *inputs, *opt_inputs]
     for comp in (ctx.project, provider, base_url, model, *inputs, *opt_inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    outputs = [*inputs, provider, base_url, model, summary, table, download, eval_note]
+    outputs = [*inputs, provider, base_url, model, summary, table, download, eval_note, *eval_inputs]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
     refresh.click(refresh_models, [provider, base_url, api_key], [model, listed], api_name="helper_models")
@@ -345,13 +352,13 @@ def build(ctx) -> None:
 
     def after_job(project_name, job_id):
         # Results only: the settings and connection the user may be editing stay as they are.
-        return load(project_name)[len(inputs) + 3 :]
+        return load(project_name)[len(inputs) + 3 : len(inputs) + 7]
 
     panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
     eval_panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
     make_eval.click(
         run_make_eval,
-        [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh, *inputs],
+        [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh, *eval_inputs, *inputs],
         [eval_started],
         api_name="make_eval_set",
     )

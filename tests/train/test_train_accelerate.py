@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from ftstudio.errors import Unavailable
+from ftstudio.train.launch_configs import write_accelerate_config
 from ftstudio.train.runner import train
 from ftstudio.train.runs import list_runs
 from ftstudio.train.sharding import check_supported
@@ -81,9 +82,9 @@ def test_written_configs_load_in_accelerate(cli, make_project):
     project = make_project("llama")
     expected = {"ddp": "multi_gpu", "fsdp": "use_fsdp", "deepspeed-zero2": "use_deepspeed",
                 "deepspeed-zero3": "use_deepspeed"}  # fmt: skip
+    assert _config(cli, project, "fsdp") == project.dir / "accelerate" / "fsdp.yaml"  # the CLI once; then the library
     for kind, flag in expected.items():
-        path = _config(cli, project, kind)
-        assert path == project.dir / "accelerate" / f"{kind}.yaml"
+        path = write_accelerate_config(kind, project.dir / "accelerate" / f"{kind}.yaml", 2)
         args, _, _ = _validate_launch_command(launch_command_parser().parse_args(["--config_file", str(path), "x.py"]))
         assert getattr(args, flag) and args.num_processes == 2, kind
         if kind.startswith("deepspeed"):

@@ -43,6 +43,12 @@ def train(
     probe_only: Annotated[
         bool, typer.Option(help="Measure memory and time per step, predict the total, stop.")
     ] = False,
+    write_accelerate_config: Annotated[
+        str | None,
+        typer.Option(help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into "
+                     "the project's accelerate/ folder, print the launch command, and stop.", metavar="KIND"),
+    ] = None,
+    processes: Annotated[int, typer.Option(help="Processes (devices) in the written accelerate config.")] = 2,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -54,6 +60,8 @@ def train(
     from ftstudio.train.runner import train as run_training
 
     project = Project.open(name, root)
+    if write_accelerate_config:
+        return _write_accelerate_config(project, write_accelerate_config, processes, json)
     overrides = {k: v for k, v in locals().items() if k in _SETTING_OPTIONS and v is not None}
     try:
         settings = TrainSettings.model_validate({**project.settings().train.model_dump(), **overrides})
@@ -97,6 +105,16 @@ def chat(
 
 _SETTING_OPTIONS = {"method", "backend", "epochs", "max_steps", "learning_rate", "batch_size", "max_seq_length",
                     "rank", "seed", "save_every", "only_accepted"}  # fmt: skip
+
+
+def _write_accelerate_config(project: Project, kind: str, processes: int, as_json: bool) -> None:
+    from ftstudio.train.launch_configs import accelerate_config, launch_command, write_accelerate_config
+
+    accelerate_config(kind, processes)  # bad input is refused before anything is written
+    path = write_accelerate_config(kind, project.dir / "accelerate" / f"{kind}.yaml", processes)
+    command = launch_command(path, project.name)
+    emit({"config": str(path), "kind": kind, "processes": processes, "command": command}, as_json,
+         lambda: out.print(f"wrote {path}\nrun: {command}", markup=False))  # fmt: skip
 
 
 def _stop_on_ctrl_c(cancel: threading.Event) -> None:

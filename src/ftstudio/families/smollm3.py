@@ -35,7 +35,8 @@ OLLAMA = (
     '{{ $system := "" }}{{ range .Messages }}{{ if eq .Role "system" }}{{ $system = .Content }}{{ end }}{{ end }}'
     "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\n"
     "Reasoning Mode: {{ if $think }}/think{{ else }}/no_think{{ end }}\n\n## Custom Instructions\n\n"
-    "{{ if $system }}{{ $system }}\n\n{{ else if $think }}" + _THINK + "\n\n{{ else }}" + _NO_THINK + "\n\n{{ end }}<|im_end|>\n"
+    "{{ if $system }}{{ $system }}\n\n{{ else if $think }}" + _THINK + "\n\n{{ else }}" + _NO_THINK + "\n\n{{ end }}"
+    "<|im_end|>\n"
     '{{ range .Messages }}{{ if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n'
     '{{ else if eq .Role "assistant" }}<|im_start|>assistant\n{{ if not $think }}' + _EMPTY_THINK + "{{ end }}"
     "{{ .Content }}<|im_end|>\n{{ end }}{{ end }}"

@@ -31,9 +31,9 @@ EXPECTED = {
                 "<|start_of_role|>user<|end_of_role|>What is 25 × 4?<|end_of_text|>\n"
                 "<|start_of_role|>assistant<|end_of_role|>It is 100.<|end_of_text|>\n"),
     "olmo2": "<|endoftext|><|user|>\nWhat is 25 × 4?\n<|assistant|>\nIt is 100.<|endoftext|>",
-    "smollm3": ("<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: 26 July 2024\n"
+    "smollm3": ("<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\n"
                 "Reasoning Mode: /no_think\n\n## Custom Instructions\n\nYou are a helpful AI assistant named SmolLM, "
-                "trained by Hugging Face.\n\n<|im_start|>user\nWhat is 25 × 4?<|im_end|>\n"
+                "trained by Hugging Face.\n\n<|im_end|>\n<|im_start|>user\nWhat is 25 × 4?<|im_end|>\n"
                 "<|im_start|>assistant\n<think>\n\n</think>\nIt is 100.<|im_end|>\n"),
 }  # fmt: skip
 

@@ -137,8 +137,9 @@ def test_helpers_lists_models(cli, ollama_server, openrouter_server):
 
 def test_data_validates_summarises_imports_and_exports(cli, grounded, workspace, ollama_server):
     project, ids = grounded
+    # One request at a time: which near-duplicate is dropped depends on the order replies arrive in.
     gen = cli("generate", "demo", "--provider", "ollama", "--base-url", ollama_server.url, "--model", "llama3:8b",
-              "--pairs", "6", "--per-chunk", "3")  # fmt: skip
+              "--pairs", "6", "--per-chunk", "3", "--concurrency", "1")  # fmt: skip
     assert gen.code == 0
     stats = cli("data", "demo", "--json")
     assert stats.code == 0, stats.stderr
@@ -241,3 +242,22 @@ def test_data_make_eval_and_review_through_the_cli(cli, grounded, ollama_server)
     assert bad.code == 2 and "2-x" in bad.stderr
     summary = cli("data", "demo", "--json").json()
     assert summary["review"]["rejected"] == 1 and summary["eval_set"]["questions"] == 5
+
+
+def test_generate_mix_options_are_used_and_saved_with_save(cli, grounded, ollama_server):
+    project, _ = grounded
+    setup = ("--provider", "ollama", "--base-url", ollama_server.url, "--model", "llama3:8b", "--per-chunk", "2")
+    mix = ("--paraphrases", "1", "--followups", "--question-types", "fact,numeric", "--passages-share", "1",
+           "--distractors", "1")  # fmt: skip
+    result = cli("generate", "demo", *setup, *mix, "--pairs", "2", "--save", "--json")
+    assert result.code == 0, result.stderr
+    synth = project.settings().synth
+    assert synth.question_types == ["fact", "numeric"] and synth.paraphrases == 1 and synth.followups
+    assert synth.passages_share == 1.0 and synth.distractors == 1
+    prompt = ollama_server.chat_requests()[0]["body"]["messages"][0]["content"]
+    assert "facts (who, what, when, where); numeric questions" in prompt and "explanations" not in prompt
+    kinds = [json.loads(line)["meta"].get("kind") for line in project.sft_data.read_text().splitlines()]
+    assert sorted(kinds, key=str) == sorted([None, None, "paraphrase", "paraphrase", "followup", "followup",
+                                             "passages", "passages"], key=str)  # fmt: skip
+    bad = cli("generate", "demo", "--question-types", "gossip", "--pairs", "1")
+    assert bad.code == 2 and "question_types" in bad.stderr

@@ -189,16 +189,19 @@ def test_review_and_the_eval_set_from_the_generate_tab(client, studio, project):
     assert edited["meta"]["review"] == "rejected" and edited["meta"]["chunk_ids"]  # provenance kept
 
     project.update_settings("eval", max_new_tokens=8, passages=2)  # short answers keep the card quick
-    refused = client.predict("lights", "ollama", "", "", "", 3, False, api_name="/make_eval_set")
+    refused = client.predict("lights", "ollama", "", "", "", 3, False, 0.3, 0.3, 2, api_name="/make_eval_set")
     assert "Helper model" in refused and not project.eval_set.exists()
     with OllamaServer(models=["qwen2:7b"]) as server:
-        started = client.predict("lights", "ollama", server.url, "qwen2:7b", "", 3, False, api_name="/make_eval_set")
+        # 3 questions: held-out share 0.4 → 1, paraphrase share 0.34 → 1, seen 1 (the shares saved in [eval]).
+        started = client.predict("lights", "ollama", server.url, "qwen2:7b", "", 3, False, 0.4, 0.34, 2,
+                                 api_name="/make_eval_set")  # fmt: skip
         assert started.startswith("Started data job"), started
         state = studio.wait_job("lights", "data")
     assert state.status == "done", state.error
     assert "--make-eval=3" in state.cli and state.result["questions"] == 3
     assert project.settings().synth.model == "qwen2:7b"  # the helper that wrote the set is the project's
     assert len(project.eval_set.read_text().splitlines()) == 3
+    assert project.settings().eval.held_out_share == 0.4 and state.result["by_kind"]["held_out"] == 1
 
 
 def test_helper_list_says_clearly_when_ollama_is_not_running(client):

@@ -49,6 +49,12 @@ def train(
     ] = None,
     resume: Annotated[str | None, typer.Option(help=_request_help("resume"))] = None,
     probe_only: Annotated[bool, typer.Option(help=_request_help("probe_only"))] = False,
+    write_accelerate_config: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option(help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into "
+                     "the project's accelerate/ folder, print the launch command, and stop.", metavar="KIND"),
+    ] = None,
+    processes: Annotated[int, typer.Option(help="Processes (devices) in the written accelerate config.")] = 2,
     set_: SetOpt = None,
     save: SaveOpt = False,
     root: RootOpt = None,
@@ -61,6 +67,8 @@ def train(
     import ftstudio
 
     project = Project.open(name, root)
+    if write_accelerate_config:
+        return _write_accelerate_config(project, write_accelerate_config, processes, json)
     flags = {k: v for k, v in locals().items() if k in TrainRequest.flags}
     request = TrainRequest.build(base_model=base_model, resume=resume, probe_only=probe_only,
                                  overrides=overrides(flags, set_), save=save)  # fmt: skip
@@ -116,6 +124,16 @@ def chat(
         err.print(f"passage: {source}", markup=False)
 
 
+def _write_accelerate_config(project: Project, kind: str, processes: int, as_json: bool) -> None:
+    from ftstudio.train.launch_configs import accelerate_config, launch_command, write_accelerate_config
+
+    accelerate_config(kind, processes)  # bad input is refused before anything is written
+    path = write_accelerate_config(kind, project.dir / "accelerate" / f"{kind}.yaml", processes)
+    command = launch_command(path, project.name)
+    emit({"config": str(path), "kind": kind, "processes": processes, "command": command}, as_json,
+         lambda: out.print(f"wrote {path}\nrun: {command}", markup=False))  # fmt: skip
+
+
 def _stop_on_ctrl_c(cancel: threading.Event) -> None:
     """First Ctrl-C: finish the step, save a checkpoint, stop. Second: stop at once."""
 
@@ -169,6 +187,8 @@ def _print_result(result, name: str) -> None:
             from ftstudio.cli.evaluate import print_card
 
             print_card(e["card"])
+            for warning in e["card"]["warnings"]:
+                err.print(f"warning: {warning}", markup=False)
         for a in e["answers"]:
             out.print(f"\nQ (line {a['line']}): {a['prompt']}\n  reference: {a['reference']}\n"
                       f"  base:      {a['base']}\n  tuned:     {a['tuned']}", markup=False)  # fmt: skip

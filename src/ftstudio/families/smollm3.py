@@ -1,5 +1,8 @@
 """SmolLM3: Llama's layout where every fourth layer has no RoPE, Llama 3's tokenizer, ChatML with a metadata header.
 
+The template is Unsloth's edit of the published one (the one a registry package ships: see
+templates/SOURCE.md): it writes no "Today Date" line and has no `{% generation %}` tag.
+
 llama.cpp fixes the no-RoPE layers at every fourth (`n_no_rope_layer_step = 4`), so a config that places them
 elsewhere is refused. The template picks the reasoning mode from `/think`/`/no_think` in the system text or
 `enable_thinking`; Go templates cannot search text, so the Ollama template follows Ollama's think switch only.
@@ -30,9 +33,10 @@ _EMPTY_THINK = "<think>\n\n</think>\n"
 OLLAMA = (
     "{{ $think := not (and $.IsThinkSet (not $.Think)) }}"
     '{{ $system := "" }}{{ range .Messages }}{{ if eq .Role "system" }}{{ $system = .Content }}{{ end }}{{ end }}'
-    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: {TODAY}\n"
+    "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\n"
     "Reasoning Mode: {{ if $think }}/think{{ else }}/no_think{{ end }}\n\n## Custom Instructions\n\n"
     "{{ if $system }}{{ $system }}\n\n{{ else if $think }}" + _THINK + "\n\n{{ else }}" + _NO_THINK + "\n\n{{ end }}"
+    "<|im_end|>\n"
     '{{ range .Messages }}{{ if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>\n'
     '{{ else if eq .Role "assistant" }}<|im_start|>assistant\n{{ if not $think }}' + _EMPTY_THINK + "{{ end }}"
     "{{ .Content }}<|im_end|>\n{{ end }}{{ end }}"
@@ -58,7 +62,6 @@ FAMILY = Family(
         system_role=True,
         markers=("<|im_start|>", "Reasoning Mode"),
         ollama=OLLAMA,
-        date_format="%d %B %Y",
     ),  # fmt: skip
     tiny=Tiny(
         # Four layers, so that one of them (the fourth) really runs without RoPE.

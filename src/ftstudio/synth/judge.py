@@ -146,7 +146,7 @@ def grade(
     usage, rng = Usage(), random.Random(eval_settings.seed)
     verdicts: list[Verdict | None] = [None] * len(requests)
     warnings: list[str] = []
-    state = {"asked": 0, "failed": 0, "streak": 0, "done": 0, "capped": False, "fatal": None}
+    state = {"asked": 0, "failed": 0, "streak": 0, "done": 0, "inflight": 0, "capped": False, "fatal": None}
     concurrency = settings.concurrency or helper.default_concurrency
 
     async def main() -> None:
@@ -170,7 +170,10 @@ def grade(
                     if state["fatal"] is not None:
                         return
                     per_request = bound if bound is not None else usage.cost / max(1, usage.requests) * 2
-                    if eval_settings.max_cost is not None and usage.cost + per_request > eval_settings.max_cost:
+                    # What is spent plus a bound for every request in flight and this one, as generation counts.
+                    if eval_settings.max_cost is not None and (
+                        usage.cost + (state["inflight"] + 1) * per_request > eval_settings.max_cost
+                    ):
                         state["capped"] = True
                         return
                     content = template.substitute(
@@ -178,6 +181,7 @@ def grade(
                         reference=request.reference, candidate=request.candidate,
                     )  # fmt: skip
                     state["asked"] += 1
+                    state["inflight"] += 1
                     try:
                         reply = await ask(helper, sampling, content, VERDICT_SCHEMA, usage, rng)
                     except ProviderError as exc:
@@ -186,6 +190,8 @@ def grade(
                         if (not exc.retryable and exc.kind != "bad_request") or state["streak"] >= FATAL_STREAK:
                             state["fatal"] = exc
                         return
+                    finally:
+                        state["inflight"] -= 1
                     state["streak"] = 0
                     verdict = read_verdict(reply.text)
                     if verdict is None:

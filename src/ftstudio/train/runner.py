@@ -24,7 +24,7 @@ from ftstudio.dataset import read_dataset
 from ftstudio.errors import BadInput
 from ftstudio.progress import ProgressFn, report
 from ftstudio.project import Project
-from ftstudio.train import backends
+from ftstudio.train import backends, sharding
 from ftstudio.train.batching import collate, plan_epoch
 from ftstudio.train.checkpoints import load_checkpoint, save_checkpoint
 from ftstudio.train.evaluate import compare, eval_loss
@@ -120,6 +120,8 @@ def train(
 
     rank, world = _init_distributed()
     main = rank == 0
+    if run is not None:
+        settings = _same_global_batch(settings, run, world)
     progress = progress if main else None
     cuda = backends.cuda_available()
     choice = backends.choose_backend(settings.backend, cuda=cuda, unsloth=backends.unsloth_installed())
@@ -130,6 +132,8 @@ def train(
             "QLoRA (a 4-bit NF4 base) needs a CUDA GPU and none is visible",
             hint="use --method lora (runs on the CPU, slowly), or a machine with an NVIDIA GPU",
         )
+    shard = sharding.requested() if world > 1 else None
+    sharding.check_supported(shard, choice.backend)
     if new_base:  # a folder as its absolute path, as the project stores it
         base_model = str(checked.info["folder"]) if checked.info.get("source") == "folder" else new_base
     if on_ready is not None and main:
@@ -137,6 +141,9 @@ def train(
     report(progress, "load", message=f"loading {base_model} ({choice.backend})")
     torch.manual_seed(settings.seed)
     model, tokenizer, device = backends.load(base_model, settings, choice.backend, trust_remote_code=trust)
+    if shard == "fsdp":
+        units = sharding.shard_base_model(model, world)
+        report(progress, "load", message=f"base model sharded over {world} processes ({units} FSDP units)")
     formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(base_model, tokenizer))
     data = prepare(
         formatter,
@@ -259,6 +266,7 @@ def train(
             "probe": probe,
             "device": str(device),
             "world_size": world,
+            "sharding": shard,
             "trainable_parameters": sum(p.numel() for p in params),
             "total_steps": total_steps,
         }  # fmt: skip
@@ -336,18 +344,21 @@ def train(
 
     if world > 1:
         _record_ranks(run_dir, rank, world, lines_seen, model)
-    if main:
-        _save_adapter(model, run_dir)
+    if main or shard:  # a sharded model needs every process for each forward pass
+        if main:
+            _save_adapter(model, run_dir)
         report(progress, "compare", message="comparing base and tuned model on the held-out split")
         report_data = compare(
             model, formatter, data.eval, data.eval_examples, answers=settings.compare_answers,
             max_new_tokens=settings.max_new_tokens, **eval_kwargs,
         )  # fmt: skip
-        from ftstudio.train.card import at_end_of_training
+    if main:
+        if not shard:  # the card's answers are generated on one process; a sharded model would wait for the others
+            from ftstudio.train.card import at_end_of_training
 
-        card = at_end_of_training(project, run_id, model, formatter, progress)
-        if card is not None:
-            report_data["card"] = card.to_dict()
+            card = at_end_of_training(project, run_id, model, formatter, progress)
+            if card is not None:
+                report_data["card"] = card.to_dict()
         (run_dir / "eval.json").write_text(json.dumps(report_data, indent=2, ensure_ascii=False) + "\n")
         info.update(status="completed", finished_at=now_iso(), final_eval_loss=report_data["tuned_eval_loss"])
         write_run_info(run_dir, info)
@@ -357,6 +368,21 @@ def train(
         result = _result(info, run_dir, data.warnings, probe)
     _barrier(world)
     return result
+
+
+def _same_global_batch(settings: TrainSettings, run: Run, world: int) -> TrainSettings:
+    """On resume under another number of processes, the per-process batch that keeps the run's global batch."""
+    before = int(run.info.get("world_size", 1))
+    if before == world:
+        return settings
+    global_batch = settings.batch_size * before
+    if global_batch % world:
+        raise BadInput(
+            f"run {run.id} trained {global_batch} examples per step on {before} process(es); {world} processes "
+            "cannot share that evenly",
+            hint=f"resume with a number of processes that divides {global_batch}",
+        )
+    return settings.model_copy(update={"batch_size": global_batch // world})
 
 
 def _read_examples(project: Project):
@@ -532,7 +558,9 @@ def _record_ranks(run_dir: Path, rank: int, world: int, lines_seen: list[int], m
     for name, tensor in sorted(get_peft_model_state_dict(model).items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().float().numpy().tobytes())
-    mine = {"rank": rank, "lines_first_epoch": sorted(set(lines_seen)), "adapter_sha256": digest.hexdigest()}
+    local = sum(getattr(p, "to_local", lambda p=p: p)().numel() for p in model.parameters() if not p.requires_grad)
+    mine = {"rank": rank, "lines_first_epoch": sorted(set(lines_seen)), "adapter_sha256": digest.hexdigest(),
+            "frozen_parameters_held": local}  # fmt: skip
     everyone = [None] * world
     dist.all_gather_object(everyone, mine)
     if rank == 0:

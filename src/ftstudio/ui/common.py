@@ -26,7 +26,7 @@ from ftstudio.jobs import JobRegistry, JobState, request_line
 from ftstudio.project import Project
 from ftstudio.requests import Request
 
-SECTIONS = ("knowledge", "base_model", "synth", "train", "export")
+SECTIONS = ("knowledge", "base_model", "synth", "train", "export", "eval")
 
 
 def describe(exc: BaseException) -> str:

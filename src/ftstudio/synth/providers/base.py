@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -131,6 +132,8 @@ class Provider(ABC):
                 connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 headers=self.headers(),
+                # Helper APIs authenticate by header; a real cookie jar would filter cookies for every request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -148,8 +151,12 @@ class Provider(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, url: str, *, what: str, json_body: Any = None) -> tuple[int, Any, dict]:
-        """Send one request; return (status, decoded JSON or text, headers). Network failures → ProviderError."""
+    async def _request(
+        self, method: str, url: str, *, what: str, json_body: Any = None
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        """Send one request; return (status, decoded JSON or text, headers: case-insensitive, read-only).
+
+        Network failures → ProviderError."""
         import aiohttp
 
         session = await self.session()
@@ -160,7 +167,7 @@ class Provider(ABC):
                     body: Any = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
-                return resp.status, body, dict(resp.headers)
+                return resp.status, body, resp.headers
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ProviderError("timeout", f"{what}: no reply from {self.base_url} within {self.timeout:g} s") from exc
         except aiohttp.ClientConnectorError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ftstudio.errors import BadInput
@@ -73,9 +74,9 @@ class OpenAICompatProvider(Provider):
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
-    def _raise_for(self, status: int, body: Any, headers: dict, model: str | None = None) -> None:
+    def _raise_for(self, status: int, body: Any, headers: Mapping[str, str], model: str | None = None) -> None:
         text = error_text(body)
-        after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+        after = parse_retry_after(headers.get("Retry-After"))  # aiohttp's headers are case-insensitive
         if status in (401, 403):
             raise ProviderError(
                 "auth",

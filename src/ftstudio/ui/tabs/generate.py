@@ -17,6 +17,7 @@ import gradio as gr
 from ftstudio.dataset import iter_lines, read_dataset
 from ftstudio.errors import FtError
 from ftstudio.requests import EvalSetRequest, GenerateRequest
+from ftstudio.settings import EvalSettings
 from ftstudio.synth import datafile, evalset, review
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.ui.common import (
@@ -40,6 +41,7 @@ from ftstudio.ui.common import (
 
 CONNECTION = ("provider", "base_url", "model")
 MAIN_FIELDS = ("concurrency", "pairs_per_chunk", "temperature")
+EVAL_FIELDS = ("held_out_share", "paraphrase_share", "per_chunk")  # the eval set's; the card's are in the Train tab
 RUN_OPTIONS = ("pairs", "topic", "max_cost")  # options of the command itself, not project settings
 DATA_COLUMNS = ["line", "question", "answer", "review", "kind"]
 STOP_REASONS = {
@@ -173,6 +175,9 @@ def build(ctx) -> None:
         eval_fresh = gr.Checkbox(label="Replace the existing set", value=False,
                                  info="Report cards of earlier runs are then not comparable")  # fmt: skip
         make_eval = gr.Button("Make eval set")
+    with gr.Row():
+        eval_fields = widgets(EvalSettings, EvalSettings(), EVAL_FIELDS)
+    eval_inputs = [eval_fields[n] for n in EVAL_FIELDS]
     eval_started = gr.Markdown()
     eval_panel = JobPanel(registry, "data")
 
@@ -247,12 +252,13 @@ def build(ctx) -> None:
 
     def load(project_name):
         if not project_name:
-            return [gr.update()] * (len(inputs) + 8)
+            return [gr.update()] * (len(inputs) + 8 + len(eval_inputs))
         project = open_project(root, project_name)
         current = project.settings().synth
         model_choice, note = offered(current.provider, current.base_url, current.model)
         return shown_values(SynthSettings, current, names) + [
             current.provider, current.base_url or "", model_choice, note, *data_view(project),
+            *shown_values(EvalSettings, project.settings().eval, EVAL_FIELDS),
         ]  # fmt: skip
 
     def on_open(project_name, provider_name, url, model_name):
@@ -283,13 +289,16 @@ def build(ctx) -> None:
             env[variable] = key
         return start_request(registry, project_name, request, env=env)
 
-    def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh):
+    def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *shares):
         """The eval set is written by the project's helper: the connection shown here is stored in [synth] when the
-        job may start (the request checked, no job in the way), so the job and later runs use the same helper."""
+        job may start (the request checked, no job in the way), so the job and later runs use the same helper. The
+        eval settings shown are the request's (changed ones stored by the job once the set is written)."""
         if not model_name:
             return "⚠ Not started: Helper model: choose one (Refresh list, then pick it)."
+        project = open_project(root, project_name)
         try:
-            request = EvalSetRequest.build(make_eval=count, fresh=bool(fresh))
+            request = form_request(EvalSetRequest, project, dict(zip(EVAL_FIELDS, shares, strict=True)),
+                                   make_eval=count, fresh=bool(fresh))  # fmt: skip
         except FtError as exc:
             return f"⚠ Not started: {describe(exc)}"
         if (reason := registry.conflict(project_name, request.command)) is not None:
@@ -300,7 +309,6 @@ def build(ctx) -> None:
             if variable is None:
                 return f"⚠ Not started: the {provider_name} provider takes no API key; clear the API key field."
             env[variable] = key
-        project = open_project(root, project_name)
         save_section(project, "synth", SynthSettings, {"provider": provider_name, "base_url": url, "model": model_name})
         return start_request(registry, project_name, request, env=env)
 
@@ -376,7 +384,7 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, provider, base_url, model, *inputs, *opt_inputs]
     for comp in (ctx.project, provider, base_url, model, *inputs, *opt_inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
-    outputs = [*inputs, provider, base_url, model, listed, summary, table, download, eval_note]
+    outputs = [*inputs, provider, base_url, model, listed, summary, table, download, eval_note, *eval_inputs]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
     ctx.tab.select(on_open, [ctx.project, provider, base_url, model],
@@ -397,7 +405,7 @@ def build(ctx) -> None:
     eval_panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
     make_eval.click(
         run_make_eval,
-        [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh],
+        [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh, *eval_inputs],
         [eval_started],
         api_name="make_eval_set",
     )

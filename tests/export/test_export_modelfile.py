@@ -2,64 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-
 import pytest
 from transformers import AutoTokenizer
 
 from ftstudio.export.chat import ChatFormat
 from ftstudio.export.modelfile import eos_texts, modelfile, ollama_chat
-
-# Ollama's template data: .Messages (system included when there is one), .System, .Prompt, .Response.
-GO_RENDERER = """
-package main
-
-import (
-	"encoding/json"
-	"os"
-	"strings"
-	"text/template"
-)
-
-type Message struct {
-	Role    string
-	Content string
-}
-
-type Values struct {
-	Messages []Message
-	System   string
-	Prompt   string
-	Response string
-}
-
-type Case struct {
-	Template string
-	Values   Values
-}
-
-func main() {
-	var cases []Case
-	raw, _ := os.ReadFile(os.Args[1])
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		panic(err)
-	}
-	out := []string{}
-	for _, c := range cases {
-		t := template.Must(template.New("t").Parse(c.Template))
-		var b strings.Builder
-		if err := t.Execute(&b, c.Values); err != nil {
-			panic(err)
-		}
-		out = append(out, b.String())
-	}
-	enc, _ := json.Marshal(out)
-	os.Stdout.Write(enc)
-}
-"""
+from go_render import go_render
 
 SYSTEM = {"role": "system", "content": "You are a patient maths tutor."}
 U1 = {"role": "user", "content": "What is 25 × 4?"}
@@ -68,17 +16,6 @@ U2 = {"role": "user", "content": 'And "3/4 + 1/2" — {{ braces }}?'}
 CONVERSATIONS = [[U1], [SYSTEM, U1], [U1, A1, U2], [SYSTEM, U1, A1, U2]]
 
 
-def _go_render(cases, tmp_path):
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("Go is not installed (apt-get install golang-go)")
-    (tmp_path / "main.go").write_text(GO_RENDERER)
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
-    env = {**os.environ, "GOCACHE": str(tmp_path / "gocache"), "GOPATH": str(tmp_path / "gopath"), "GO111MODULE": "off"}
-    proc = subprocess.run([go, "run", "main.go", "cases.json"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def test_go_template_renders_what_the_hf_template_renders(tiny_model, tmp_path):
@@ -103,7 +40,7 @@ def test_go_template_renders_what_the_hf_template_renders(tiny_model, tmp_path):
                       "System": system, "Prompt": messages[-1]["content"], "Response": ""}  # fmt: skip
             cases.append({"Template": template, "Values": values})
             expected.append((arch, text))
-    rendered = _go_render(cases, tmp_path)
+    rendered = go_render(cases, tmp_path)
     assert len(rendered) == len(expected) == 16
     for (arch, want), got in zip(expected, rendered, strict=True):
         assert got == want, arch

@@ -3,11 +3,6 @@ to GGUF, and read back by llama.cpp (llama-cpp-python) as transformers reads the
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-
 import gguf
 import numpy as np
 import pytest
@@ -18,6 +13,7 @@ from ftstudio.dataset import parse_record
 from ftstudio.export.gguf.quantize import llama_cpp_available
 from ftstudio.families import FAMILIES, for_template
 from ftstudio.train.formatting import IGNORE, Formatter, end_of_turn_ids
+from go_render import go_render
 
 NAMES = list(FAMILIES)
 needs_llama = pytest.mark.skipif(not llama_cpp_available(), reason="needs llama-cpp-python")
@@ -219,54 +215,6 @@ def test_only_the_answers_and_their_end_of_turn_are_trained_as_the_template_rend
     assert "3/4" in masked and "25 × 4" in masked and "1 1/4" not in masked
 
 
-GO_RENDERER = """
-package main
-
-import (
-	"encoding/json"
-	"os"
-	"strings"
-	"text/template"
-)
-
-type Message struct {
-	Role    string
-	Content string
-}
-
-type Values struct {
-	Messages   []Message
-	System     string
-	Prompt     string
-	Response   string
-	Think      bool
-	IsThinkSet bool
-}
-
-type Case struct {
-	Template string
-	Values   Values
-}
-
-func main() {
-	var cases []Case
-	raw, _ := os.ReadFile(os.Args[1])
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		panic(err)
-	}
-	out := []string{}
-	for _, c := range cases {
-		t := template.Must(template.New("t").Parse(c.Template))
-		var b strings.Builder
-		if err := t.Execute(&b, c.Values); err != nil {
-			panic(err)
-		}
-		out = append(out, b.String())
-	}
-	enc, _ := json.Marshal(out)
-	os.Stdout.Write(enc)
-}
-"""
 SHORT_A1 = {"role": "assistant", "content": "It is 100.\n\nAnything else?"}
 CONVERSATIONS = [[U1], [SYSTEM, U1], [U1, SHORT_A1, U2], [SYSTEM, U1, SHORT_A1, U2]]
 
@@ -275,9 +223,6 @@ CONVERSATIONS = [[U1], [SYSTEM, U1], [U1, SHORT_A1, U2], [SYSTEM, U1, SHORT_A1, 
 def go_rendered(exported, tmp_path_factory):
     """Every family's exported Modelfile TEMPLATE rendered by Go's text/template (Ollama's engine) on the test
     conversations, with Ollama's think switch unset and (for thinking families) off; and the HF renders."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("Go is not installed (apt-get install golang-go)")
     cases, expected = [], []
     for name in NAMES:
         text = exported(name).modelfile.read_text(encoding="utf-8")
@@ -299,14 +244,7 @@ def go_rendered(exported, tmp_path_factory):
                           "Think": bool(think), "IsThinkSet": think is not None}  # fmt: skip
                 cases.append({"Template": template, "Values": values})
                 expected.append((name, think, want))
-    work = tmp_path_factory.mktemp("go")
-    (work / "main.go").write_text(GO_RENDERER)
-    (work / "cases.json").write_text(json.dumps(cases))
-    env = {**os.environ, "GOCACHE": str(work / "gocache"), "GOPATH": str(work / "gopath"), "GO111MODULE": "off"}
-    proc = subprocess.run([go, "run", "main.go", "cases.json"], cwd=work, capture_output=True, text=True, env=env,
-                          timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return list(zip(expected, json.loads(proc.stdout), strict=True))
+    return list(zip(expected, go_render(cases, tmp_path_factory.mktemp("go")), strict=True))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from chromium import chromium_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,14 +25,6 @@ def needs_training() -> None:
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 EXAMPLE_DOC = Path(__file__).resolve().parents[2] / "src" / "ftstudio" / "examples" / "sourdough.md"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -43,18 +36,8 @@ def browser_studio(studio):
 
 @pytest.fixture(scope="module")
 def page(browser_studio):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (./install.sh dev installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)
-        page.goto(browser_studio.url)
+    with chromium_page(browser_studio.url) as page:
         yield page
-        browser.close()
 
 
 def shot(page, name: str) -> Path:

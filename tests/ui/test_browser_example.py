@@ -9,32 +9,20 @@ import json
 from pathlib import Path
 
 import pytest
+from chromium import chromium_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
 def page(example_studio):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (./install.sh dev installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(60_000)
-        expect.set_options(timeout=60_000)
-        page.goto(example_studio.url)
+    with chromium_page(example_studio.url) as page:
         expect(page.get_by_role("combobox", name="Project")).to_have_value("example")
         yield page
-        browser.close()
 
 
 def shot(page, name: str) -> None:

@@ -52,8 +52,9 @@ NO_GC = {"gradient_checkpointing": False}
 TRL_SWEEP = {
     "defaults (padded, GC on, b8)": {},
     "padded, no GC, b8": NO_GC,
-    "padding_free, no GC, b2": {**NO_GC, "padding_free": True, "per_device_train_batch_size": 2},
-    "padding_free, no GC, b8": {**NO_GC, "padding_free": True},
+    # TRL refuses padding-free without packing unless max_length is None (it would not truncate): none is needed.
+    "padding_free, no GC, b2": {**NO_GC, "padding_free": True, "max_length": None, "per_device_train_batch_size": 2},
+    "padding_free, no GC, b8": {**NO_GC, "padding_free": True, "max_length": None},
     "bfd 1024, no GC, b8 (documented)": {**NO_GC, "packing": True},
     "bfd 1024, no GC, b1": {**NO_GC, "packing": True, "per_device_train_batch_size": 1},
     "bfd 512, no GC, b1": {**NO_GC, "packing": True, "max_length": 512, "per_device_train_batch_size": 1},

@@ -23,6 +23,7 @@ def probe(t: Training, steps: int) -> dict[str, Any]:
     model, device, total_steps = t.model, t.device, t.plan.total_steps
     snapshot = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
     rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None  # dropout draws from it there
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     optimizer, scheduler = new_optimizer(t)
@@ -39,6 +40,8 @@ def probe(t: Training, steps: int) -> dict[str, Any]:
     del optimizer, scheduler
     set_peft_model_state_dict(model, snapshot)
     torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
     timed = times[1:] or times
     per_step = sum(timed) / len(timed) if timed else math.nan
     peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()

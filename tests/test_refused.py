@@ -11,7 +11,7 @@ import pytest
 
 from ftstudio.knowledge.ingest import ingest
 from ftstudio.project import Project
-from ftstudio.train.runs import write_run_info
+from ftstudio.train.runs import RunRecord
 
 NO_KEYS = {"OPENROUTER_API_KEY": "", "OPENAI_API_KEY": "", "OLLAMA_HOST": ""}
 
@@ -71,7 +71,7 @@ def test_pickle_only_adapter_is_refused_by_name(cli, project):
     # A pickle that would run code when unpickled: it must never be opened.
     (run / "adapter" / "adapter_model.bin").write_bytes(pickle.dumps({"weights": [1.0]}))
     base = project.settings().base_model.model
-    write_run_info(run, {"id": run.name, "status": "completed", "base_model": base, "settings": {}})
+    RunRecord(run.name, base, status="completed").write(run)
     before = fingerprint(project)
     result = cli("chat", "p", "hi")
     assert result.code == 2, result.stderr

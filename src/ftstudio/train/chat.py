@@ -11,7 +11,6 @@ from ftstudio.errors import BadInput, NotFound, Unavailable
 from ftstudio.project import Project
 from ftstudio.train.formatting import Formatter
 from ftstudio.train.runs import Run, latest_run, load_run
-from ftstudio.train.settings import TrainSettings
 
 
 @dataclass
@@ -96,8 +95,8 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     from ftstudio.train.backends.hf import is_prequantized_4bit, load_base, load_tokenizer
     from ftstudio.train.formatting import end_of_turn_ids
 
-    settings = TrainSettings.model_validate(run.info["settings"])
-    base = run.info["base_model"]
+    settings = run.record.train_settings()
+    base = run.base_model
     trust = project.settings().base_model.trust_remote_code
     tokenizer = load_tokenizer(base, trust_remote_code=trust)
     four_bit = settings.method == "qlora" or is_prequantized_4bit(base)

@@ -155,20 +155,23 @@ def search(project: Project, request: SearchRequest | None = None, **values: Any
         return tuple(store.search(request.query, request.k))
 
 
-def check_model(project: Project, request: CheckRequest | None = None, **values: Any) -> CheckResult:
+def check_model(project: Project | None, request: CheckRequest | None = None, **values: Any) -> CheckResult:
     """Can the base model (the request's, else the project's) be trained and exported here? Planned with the
-    project's training settings (method, sequence length, batch, rank), so every face gets the same verdict."""
+    project's training settings (method, sequence length, batch, rank) and its trust_remote_code, so every face
+    gets the same verdict; with no project, with those of a new project."""
     from ftstudio.basemodels.checks import check_model as run
+    from ftstudio.basemodels.settings import BaseModelSettings
     from ftstudio.errors import BadInput
 
     request = request_of(CheckRequest, request, values)
     train = request.resolve(project)
-    chosen = project.settings().base_model
+    chosen = project.settings().base_model if project is not None else BaseModelSettings()
     model = request.model or chosen.model
     if not model:
         raise BadInput("model: no base model chosen", hint="name one (a hub id or a local folder)")
-    return run(model, trust_remote_code=chosen.trust_remote_code, seq_len=train.max_seq_length,
-               batch=train.batch_size, method=train.method, lora_rank=train.rank)  # fmt: skip
+    trust = chosen.trust_remote_code if request.trust_remote_code is None else request.trust_remote_code
+    return run(model, trust_remote_code=trust, seq_len=train.max_seq_length, batch=train.batch_size,
+               method=train.method, lora_rank=train.rank)  # fmt: skip
 
 
 def generate(

@@ -97,7 +97,9 @@ class Request(BaseModel):
         """The project's settings for this stage with the overrides applied, validated (BadInput if not)."""
         if self.settings_model is None:
             return None
-        current = getattr(project.settings(), self.section).model_dump()  # type: ignore[arg-type]
+        # No project (`ftstudio models check` without --project): the settings a new project starts with.
+        table = getattr(project.settings(), self.section) if project is not None else None  # type: ignore[arg-type]
+        current = table.model_dump() if table is not None else {}
         try:
             return self.settings_model.model_validate({**current, **self.overrides})
         except ValidationError as exc:
@@ -182,13 +184,17 @@ class SearchRequest(Request):
 
 
 class CheckRequest(Request):
-    """Can a base model be trained here? Planned with the project's training settings (or these overrides)."""
+    """Can a base model be trained here? Planned with the project's training settings (or these overrides); without
+    a project, with a new project's."""
 
     command: ClassVar[str] = "models check"
     section: ClassVar[str | None] = "train"
     settings_model: ClassVar[type[BaseModel] | None] = TrainSettings
 
     model: str | None = Field(None, description="Hub id or local folder; default: the project's base model.")
+    trust_remote_code: bool | None = Field(
+        None, description="Allow code shipped with the model; default: the project's base_model.trust_remote_code."
+    )
 
 
 class GenerateRequest(Request):

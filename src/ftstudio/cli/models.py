@@ -78,17 +78,34 @@ def _print_table(machine: str, rows: list[dict], seq_len: int, batch: int) -> No
 @app.command("check")
 def check(
     model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
-    seq_len: SeqLenOpt = 2048,
-    batch: BatchOpt = 1,
-    method: MethodOpt = "lora",
+    project: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option(
+            "--project",
+            help="Plan with this project's training settings and trust_remote_code, as its Base model tab does; "
+            "default: those a new project starts with.",
+        ),
+    ] = None,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help=_PLAN + "max_seq_length).")] = None,  # noqa: UP007
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help=_PLAN + "batch_size).")] = None,  # noqa: UP007
+    method: Annotated[str | None, typer.Option("--method", help=_PLAN + "method).")] = None,  # noqa: UP007
     trust_remote_code: TrustOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Can MODEL be trained and exported here? Reads only config and tokenizer files. Exit 0 for ok or warn."""
-    from ftstudio.basemodels.checks import check_model
+    """Can MODEL be trained and exported here? Reads only config and tokenizer files. Exit 0 for ok or warn.
 
-    result = check_model(model, trust_remote_code=trust_remote_code, seq_len=seq_len, batch=batch, method=method)
+    The same check as `ftstudio.check_model` and the studio's Check button, planned with a project's training
+    settings (--project) or a new project's; --seq-len, --batch and --method plan for other values instead.
+    """
+    import ftstudio
+    from ftstudio.cli.common import overrides
+    from ftstudio.project import Project
+
+    chosen = Project.open(project, root) if project else None
+    plan = overrides({"max_seq_length": seq_len, "batch_size": batch, "method": method}, None)
+    request = ftstudio.CheckRequest.build(model=model, trust_remote_code=trust_remote_code or None, overrides=plan)
+    result = ftstudio.check_model(chosen, request)
     emit(result.to_dict(), json, lambda: _print_check(result))
     raise typer.Exit(result.exit_code)
 

@@ -127,9 +127,11 @@ def read_any(path: Path) -> tuple[list[Example], list[LineError]]:
     return examples, errors
 
 
-def import_file(project: Project, path: Path, mode: Literal["append", "replace"] = "append") -> dict[str, Any]:
+def import_file(
+    project: Project, path: Path, mode: Literal["append", "replace"] = "append", *, name: str | None = None
+) -> dict[str, Any]:
     """Add the examples of `path` (ShareGPT, OpenAI messages or Alpaca) to the project's file, canonicalised, with
-    their provenance (`meta.imported_from`).
+    their provenance (`meta.imported_from`: `name`, the file's name as the user knows it, else the file's own).
 
     "append" adds the good examples after the existing ones and reports the bad lines; "replace" puts them in place
     of the data, after a backup copy (`data/sft_data.<time>.bak.jsonl`), and is refused (nothing changed) when the
@@ -141,7 +143,7 @@ def import_file(project: Project, path: Path, mode: Literal["append", "replace"]
     records = []
     for e in examples:
         record = e.to_canonical()
-        record.setdefault("meta", {})["imported_from"] = path.name
+        record.setdefault("meta", {})["imported_from"] = name or path.name
         records.append(record)
     backup = None
     if mode == "replace":

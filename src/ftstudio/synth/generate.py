@@ -461,7 +461,7 @@ def generate(
                     )
             run = _resolve_run(state, pairs, mode, topic, settings, fresh)
             if source is not None:
-                state.load_candidates(candidates)
+                state.load_candidates(candidates, settings.seed)  # a set seed: the same chunks, in order
             helper = provider or create(
                 settings.provider,
                 base_url=settings.base_url,

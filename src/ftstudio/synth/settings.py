@@ -32,7 +32,11 @@ class SynthSettings(BaseModel):
         None, ge=1, le=512, description="Requests in flight; empty: the provider's default (Ollama 4, cloud 16)."
     )
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature of the helper model.")
-    seed: int | None = Field(None, description="Sampling seed passed to the helper (when it supports one).")
+    seed: int | None = Field(
+        None,
+        description="Seed of the order chunks are drawn in (ties among the least used) and of the helper's sampling "
+        "(when it supports one): the same seed, documents and helper write the same pairs; empty: a new order.",
+    )
     num_ctx: int | None = Field(None, ge=256, description="Ollama context window (num_ctx); empty: the model's.")
     max_tokens: int = Field(2048, ge=64, description="Most tokens the helper may write per request.")
     timeout_s: float = Field(300, gt=0, description="Seconds one request may take before it is retried.")

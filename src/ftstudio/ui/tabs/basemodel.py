@@ -96,9 +96,10 @@ def build(ctx) -> None:
         if not spec or not spec.strip():
             return "Type a hub id or a local folder, or pick a catalog row."
         try:
-            from ftstudio.basemodels.checks import check_model
+            import ftstudio
 
-            return render_check(check_model(spec.strip(), trust_remote_code=trust_code, **_plan(project)))
+            # The API's check, planned with the project's [train] settings: the CLI's `models check --project`.
+            return render_check(ftstudio.check_model(project, model=spec.strip(), trust_remote_code=bool(trust_code)))
         except ImportError:
             return "Checking needs the base-model stage (ftstudio.basemodels.checks)."
         except FtError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import typing
+from pathlib import Path
 
 import gradio as gr
 
@@ -370,7 +371,8 @@ def build(ctx) -> None:
             return blocked, gr.update(), gr.update(), gr.update()
         (stored,) = store_uploads(project, [path])
         try:
-            result = datafile.import_file(project, stored, mode)
+            # The provenance names the user's file (the CLI's `--import` does), not its safe copy in uploads/.
+            result = datafile.import_file(project, stored, mode, name=Path(path).name)
         except FtError as exc:
             return f"⚠ Not used: {describe(exc)}", gr.update(), gr.update(), gr.update()
         bad = result["bad_lines"]

@@ -2,7 +2,9 @@
 
 Each command module has `register(app)`; heavy libraries (torch, transformers, gradio) are imported inside the
 commands that need them, so `ftstudio --help` starts fast. A run of one command imports and builds only its module:
-typer builds every option of every registered command before it runs one, which took longer than most listings.
+typer builds every option of every registered command before it runs one. The command modules do without
+`from __future__ import annotations`: typer would compile and evaluate each option's annotation string every time
+it builds a command (46 ms of the 16 commands' 56 ms here).
 """
 
 from __future__ import annotations

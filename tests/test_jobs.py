@@ -214,8 +214,8 @@ def test_the_cli_reads_each_request_option_as_the_request_meant_it(request_, exp
     """A job's argv is parsed by the real command: every flag the request writes exists and means the same."""
     import typer
 
-    from ftstudio.cli import app
+    from ftstudio.cli import build_app
 
-    command = typer.main.get_command(app).commands[request_.command]
+    command = typer.main.get_command(build_app()).commands[request_.command]
     ctx = command.make_context(request_.command, [*request_.options(), "--", "demo"])
     assert {k: ctx.params[k] for k in expected} == expected

@@ -71,14 +71,3 @@ def test_cli_init_and_bad_name(cli, workspace):
     assert bad.code == 2
     assert "not a valid project name" in bad.json()["error"]
     assert not (workspace / "x").exists()
-
-
-def test_cli_help_does_not_import_heavy_libraries():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, ftstudio.cli; print(' '.join(m for m in ('torch', 'transformers', 'gradio') if m in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == ""

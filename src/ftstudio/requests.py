@@ -58,7 +58,7 @@ def _flag(name: str) -> str:
 class Request(BaseModel):
     """Base of every request: `overrides` of the stage's settings and the one save rule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     command: ClassVar[str]
     section: ClassVar[str | None] = None  # the project.toml table `overrides` belong to

@@ -19,7 +19,7 @@ from ftstudio.train.settings import TrainSettings
 class EvalSettings(BaseModel):
     """The evaluation set and the judge (the `[eval]` table of project.toml); the judge is the synth helper."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     held_out_share: float = Field(
         0.3, ge=0, le=1, description="Share of eval questions from chunks the training data never sees."
@@ -38,7 +38,7 @@ class EvalSettings(BaseModel):
 class ProjectSettings(BaseModel):
     """Everything in project.toml: one table per stage."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     base_model: BaseModelSettings = Field(default_factory=BaseModelSettings)

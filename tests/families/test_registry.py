@@ -35,9 +35,15 @@ def test_the_kit_template_is_the_published_one(name):
     assert family.template_text() == published.read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_each_layout_names_an_architecture_gguf_knows(name):
+    layout = FAMILIES[name].layout
+    assert gguf.MODEL_ARCH_NAMES[layout.model_arch] == layout.arch
+
+
 def _metadata(config: dict) -> dict:
     family = arch.family_for(config)
-    writer = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[family.layout.arch])
+    writer = gguf.GGUFWriter(None, family.layout.arch)
     arch.write_metadata(writer, family, config)
     return {key: value.value for shard in writer.kv_data for key, value in shard.items()}
 
@@ -48,7 +54,7 @@ def test_published_configs_are_written_as_their_family(folder):
     family = for_config(config)
     assert family is not None and family.name == {"llama3": "llama"}.get(folder, folder)
     meta = _metadata(config)
-    name = gguf.MODEL_ARCH_NAMES[family.layout.arch]
+    name = family.layout.arch
     assert meta[f"{name}.block_count"] == config["num_hidden_layers"]
     assert meta[f"{name}.context_length"] == config["max_position_embeddings"]
     extra = arch.extra_tensors(family, config)

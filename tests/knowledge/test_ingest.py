@@ -220,20 +220,6 @@ def test_ocr_chunks_say_so_in_their_location(workspace, tmp_path):
         assert not store.search("leaves")[0].chunk.ocr
 
 
-def test_search_command_imports_nothing_heavy(workspace):
-    code = (
-        "import sys, runpy; sys.argv = ['ftstudio', 'search', 'p', 'x', '--json'];\n"
-        "try:\n    runpy.run_module('ftstudio', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "heavy = ['lxml', 'pypdfium2', 'docx', 'tokenizers', 'torch', 'transformers', 'gradio', 'charset_normalizer']\n"
-        "print('HEAVY:' + ' '.join(m for m in heavy if m in sys.modules))"
-    )
-    Project.create("p", workspace)
-    env = {**os.environ, "FTSTUDIO_ROOT": str(workspace)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "[]" and lines[-1] == "HEAVY:", proc.stdout + proc.stderr
-
-
 KILL_SCRIPT = """
 import sys
 from ftstudio.project import Project

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class BaseModelSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     model: str | None = Field(None, description="Hugging Face hub id or local folder of the model to fine-tune.")
     trust_remote_code: bool = Field(

@@ -1,7 +1,5 @@
 """What every command shares: the --root and --json options, output, progress bars, error rendering."""
 
-from __future__ import annotations
-
 import json
 import re
 import sys

@@ -1,8 +1,6 @@
 """`ftstudio data`: validate and summarise data/sft_data.jsonl; import and export other forms; review pairs; make
 the frozen eval set (data/eval_set.jsonl)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Literal
 

@@ -1,7 +1,5 @@
 """`ftstudio eval`: the knowledge report card of a run (base, tuned, and both with passages, graded by the judge)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

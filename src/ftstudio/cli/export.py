@@ -1,7 +1,5 @@
 """`ftstudio export`: a training run to an adapter, a merged model or a GGUF (+ Modelfile, + Ollama)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

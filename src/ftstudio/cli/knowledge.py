@@ -4,8 +4,6 @@
 Setting flags apply to this run; `--save` also stores them (the one rule of every command, see README).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`ftstudio models …`: the catalog with a fit verdict, checking a model, saving the project's choice, tiny models."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`ftstudio init` and `ftstudio projects`: the workspace."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

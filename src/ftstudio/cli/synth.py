@@ -1,7 +1,5 @@
 """`ftstudio helpers` and `ftstudio generate`: the helper model writes training data."""
 
-from __future__ import annotations
-
 import signal
 import threading
 from typing import Annotated

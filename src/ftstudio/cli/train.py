@@ -1,7 +1,5 @@
 """`ftstudio train` and `ftstudio chat`: fine-tune the base model on the project's data, then talk to the result."""
 
-from __future__ import annotations
-
 import os
 import signal
 import sys

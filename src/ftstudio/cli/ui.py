@@ -1,7 +1,5 @@
 """`ftstudio ui`: serve the studio in the browser."""
 
-from __future__ import annotations
-
 import ipaddress
 from typing import Annotated
 

@@ -13,7 +13,7 @@ K_QUANTS = ("q4_k_m", "q5_k_m", "q6_k")
 
 
 class ExportSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     format: Format = Field("gguf", description="What to export: the LoRA adapter, a merged model, or a GGUF file.")
     quant: str = Field(

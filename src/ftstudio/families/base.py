@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import gguf
-import numpy as np
+if TYPE_CHECKING:  # gguf (numpy inside) loads only where a GGUF is written: the registry is read at CLI start-up
+    import gguf
+    import numpy as np
 
 Config = dict[str, Any]
 # Adds the family's own keys (beyond the hyper-parameters every decoder has) to a GGUF being written.
-MetadataFn = Callable[[gguf.GGUFWriter, Config], None]
+MetadataFn = Callable[["gguf.GGUFWriter", Config], None]
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,20 @@ class Layout:
     `check` refuses a config llama.cpp would run differently from transformers (BadInput-style message, or None).
     """
 
-    arch: gguf.MODEL_ARCH
+    arch: str  # llama.cpp's architecture name (GGUF general.architecture): "llama", "qwen3", ...
     permute_qk: bool = False
     norm_offset: float = 0.0
     metadata: MetadataFn | None = None
     check: Callable[[Config], str | None] | None = None
     tensors: Callable[[Config], dict[str, np.ndarray]] | None = None  # computed tensors (Phi-3's LongRoPE factors)
     always_tied: bool = False  # llama.cpp reads no output tensor: lm_head is the embedding (Gemma)
+
+    @property
+    def model_arch(self) -> gguf.MODEL_ARCH:
+        """`arch` as the gguf package's enum (for its tensor-name maps)."""
+        import gguf
+
+        return next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == self.arch)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ embeddings scaled by sqrt(hidden) (llama.cpp does that itself), tied output; no 
 
 from __future__ import annotations
 
-import gguf
+from typing import TYPE_CHECKING
 
 from ftstudio.families.base import (
     Chat,
@@ -15,6 +15,9 @@ from ftstudio.families.base import (
     head_dim,
     sliding_window_metadata,
 )
+
+if TYPE_CHECKING:
+    import gguf
 
 
 def metadata(writer: gguf.GGUFWriter, config: Config) -> None:
@@ -67,7 +70,7 @@ FAMILY = Family(
     label="Gemma 2",
     model_types=("gemma2",),
     layout=Layout(
-        gguf.MODEL_ARCH.GEMMA2, norm_offset=1.0, metadata=metadata, check=attention_scale_check(46), always_tied=True
+        "gemma2", norm_offset=1.0, metadata=metadata, check=attention_scale_check(46), always_tied=True
     ),  # fmt: skip
     chat=Chat(end_of_turn="<end_of_turn>", system_role=False, markers=("<start_of_turn>",), ollama=OLLAMA),
     layer_norm_parameters=lambda h, q, kv, d: 4 * h,  # norms before and after attention and MLP

@@ -3,10 +3,13 @@ base for the sliding layers, no attention soft-capping; the template folds a sys
 
 from __future__ import annotations
 
-import gguf
+from typing import TYPE_CHECKING
 
 from ftstudio.families import gemma2
 from ftstudio.families.base import Chat, Config, Family, Layout, Tiny, rope_parameters, sliding_window_metadata
+
+if TYPE_CHECKING:
+    import gguf
 
 
 def metadata(writer: gguf.GGUFWriter, config: Config) -> None:
@@ -29,7 +32,7 @@ FAMILY = Family(
     name="gemma3",
     label="Gemma 3 (text)",
     model_types=("gemma3_text",),
-    layout=Layout(gguf.MODEL_ARCH.GEMMA3, norm_offset=1.0, metadata=metadata, check=check),
+    layout=Layout("gemma3", norm_offset=1.0, metadata=metadata, check=check),
     chat=Chat(
         end_of_turn="<end_of_turn>",
         system_role=True,

@@ -3,9 +3,12 @@ byte-level tokenizer (digits split one by one), and role markers with a dated de
 
 from __future__ import annotations
 
-import gguf
+from typing import TYPE_CHECKING
 
 from ftstudio.families.base import Chat, Config, Family, Layout, Tiny, TinyTokenizer
+
+if TYPE_CHECKING:
+    import gguf
 
 
 def metadata(writer: gguf.GGUFWriter, config: Config) -> None:
@@ -35,7 +38,7 @@ FAMILY = Family(
     name="granite",
     label="Granite 3.x",
     model_types=("granite",),
-    layout=Layout(gguf.MODEL_ARCH.GRANITE, permute_qk=True, metadata=metadata),
+    layout=Layout("granite", permute_qk=True, metadata=metadata),
     chat=Chat(
         end_of_turn="<|end_of_text|>",
         system_role=True,

@@ -1,7 +1,5 @@
 """Llama 3.x (and Llama 3.2's dated system header): llama.cpp's "llama" architecture with normal RoPE."""
 
-import gguf
-
 from ftstudio.families import pretokenizers
 from ftstudio.families.base import Chat, Family, Layout, Tiny, TinyTokenizer
 
@@ -17,7 +15,7 @@ FAMILY = Family(
     name="llama",
     label="Llama 3.x",
     model_types=("llama",),
-    layout=Layout(gguf.MODEL_ARCH.LLAMA, permute_qk=True),
+    layout=Layout("llama", permute_qk=True),
     chat=Chat(
         end_of_turn="<|eot_id|>",
         system_role=True,

@@ -1,7 +1,5 @@
 """Mistral and Ministral (model_type "mistral"): llama.cpp runs them as "llama", with normal RoPE."""
 
-import gguf
-
 from ftstudio.families.base import Chat, Family, Layout, Tiny, TinyTokenizer
 
 # No system role: the system text opens the first user turn, as the trainer folds it.
@@ -16,7 +14,7 @@ FAMILY = Family(
     name="mistral",
     label="Mistral / Ministral",
     model_types=("mistral",),
-    layout=Layout(gguf.MODEL_ARCH.LLAMA, permute_qk=True),
+    layout=Layout("llama", permute_qk=True),
     chat=Chat(end_of_turn="</s>", system_role=False, markers=("[INST]",), ollama=OLLAMA),
     tiny=Tiny(
         config={"model_type": "mistral"},

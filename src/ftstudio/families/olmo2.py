@@ -1,8 +1,6 @@
 """OLMo 2: norms after attention and feed-forward (none before), q/k norms over the whole projection, NeoX RoPE,
 a cl100k byte-level vocabulary ("dbrx" in llama.cpp: Llama 3's regex without its whole-word rule), Tülu turns."""
 
-import gguf
-
 from ftstudio.families import pretokenizers
 from ftstudio.families.base import Chat, Family, Layout, Tiny, TinyTokenizer
 
@@ -16,7 +14,7 @@ FAMILY = Family(
     name="olmo2",
     label="OLMo 2",
     model_types=("olmo2",),
-    layout=Layout(gguf.MODEL_ARCH.OLMO2),
+    layout=Layout("olmo2"),
     chat=Chat(
         end_of_turn="<|endoftext|>", system_role=True, markers=("<|user|>\n", "<|assistant|>\n"), ollama=OLLAMA
     ),  # fmt: skip

@@ -8,11 +8,13 @@ factor sqrt(1 + ln(scale) / ln(original context)) where the context was extended
 from __future__ import annotations
 
 import math
-
-import gguf
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ftstudio.families.base import Chat, Config, Family, Layout, Tiny, TinyTokenizer, rope_parameters
+
+if TYPE_CHECKING:
+    import gguf
+    import numpy as np
 
 
 def original_context(config: Config) -> int | None:
@@ -35,6 +37,9 @@ def metadata(writer: gguf.GGUFWriter, config: Config) -> None:
 
 
 def tensors(config: Config) -> dict[str, np.ndarray]:
+    import gguf
+    import numpy as np
+
     rope = rope_parameters(config)
     if rope["rope_type"] not in ("longrope", "su"):
         return {}
@@ -45,7 +50,7 @@ def tensors(config: Config) -> dict[str, np.ndarray]:
     }
 
 
-LAYOUT = Layout(gguf.MODEL_ARCH.PHI3, metadata=metadata, tensors=tensors)
+LAYOUT = Layout("phi3", metadata=metadata, tensors=tensors)
 OLLAMA = (
     '{{ range .Messages }}{{ if eq .Role "system" }}{{ if .Content }}<|system|>\n{{ .Content }}<|end|>\n{{ end }}'
     '{{ else if eq .Role "user" }}<|user|>\n{{ .Content }}<|end|>\n'

@@ -1,7 +1,5 @@
 """Qwen 2 and 2.5: NeoX-style RoPE, q/k/v biases, ChatML with a default system prompt."""
 
-import gguf
-
 from ftstudio.families import pretokenizers
 from ftstudio.families.base import Chat, Family, Layout, Tiny, TinyTokenizer
 
@@ -22,7 +20,7 @@ FAMILY = Family(
     name="qwen2",
     label="Qwen 2 / 2.5",
     model_types=("qwen2",),
-    layout=Layout(gguf.MODEL_ARCH.QWEN2),
+    layout=Layout("qwen2"),
     chat=Chat(end_of_turn="<|im_end|>", system_role=True, markers=("<|im_start|>",), ollama=CHATML),
     qkv_bias=True,
     tiny=Tiny(

@@ -6,8 +6,6 @@ same empty block to the prompt, as `enable_thinking=False` does in the HF templa
 
 import dataclasses
 
-import gguf
-
 from ftstudio.families import qwen2
 from ftstudio.families.base import Chat, Family, Layout, Tiny
 
@@ -21,7 +19,7 @@ FAMILY = Family(
     name="qwen3",
     label="Qwen 3",
     model_types=("qwen3",),
-    layout=Layout(gguf.MODEL_ARCH.QWEN3),
+    layout=Layout("qwen3"),
     chat=Chat(
         end_of_turn="<|im_end|>",
         system_role=True,

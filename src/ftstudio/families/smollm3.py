@@ -10,8 +10,6 @@ elsewhere is refused. The template picks the reasoning mode from `/think`/`/no_t
 
 from __future__ import annotations
 
-import gguf
-
 from ftstudio.families import pretokenizers
 from ftstudio.families.base import Chat, Config, Family, Layout, Tiny, TinyTokenizer
 
@@ -56,7 +54,7 @@ FAMILY = Family(
     name="smollm3",
     label="SmolLM3",
     model_types=("smollm3",),
-    layout=Layout(gguf.MODEL_ARCH.SMOLLM3, permute_qk=True, check=check),
+    layout=Layout("smollm3", permute_qk=True, check=check),
     chat=Chat(
         end_of_turn="<|im_end|>",
         system_role=True,

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class KnowledgeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     chunk_tokens: int = Field(512, ge=16, le=32768, description="Most tokens in one chunk.")
     overlap: int = Field(64, ge=0, description="Tokens a chunk repeats from the end of the one before it.")

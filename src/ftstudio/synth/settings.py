@@ -18,7 +18,7 @@ QUESTION_TYPES: dict[str, str] = {
 
 
 class SynthSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     provider: ProviderName = Field(
         "ollama", description="Where the helper model runs (offline: a rule-based stand-in needing no model)."

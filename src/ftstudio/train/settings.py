@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TrainSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     method: Literal["lora", "qlora"] = Field(
         "lora", description="LoRA on a 16/32-bit base; QLoRA on a 4-bit NF4 base (needs CUDA and bitsandbytes)."

@@ -43,7 +43,7 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _plan(folder: Path, config: dict, family: Family, qtype: gguf.GGMLQuantizationType) -> list[_Tensor]:
-    names = gguf.TensorNameMap(family.layout.arch, config["num_hidden_layers"])
+    names = gguf.TensorNameMap(family.layout.model_arch, config["num_hidden_layers"])
     tied = config.get("tie_word_embeddings", False) or family.layout.always_tied
     plan = []
     for path in _weight_files(folder):
@@ -91,7 +91,7 @@ def export_gguf(
     plan = _plan(folder, config, family, qtype)
 
     with staged_file(dest) as tmp:
-        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[family.layout.arch])
+        writer = gguf.GGUFWriter(tmp, family.layout.arch)
         writer.add_name(_model_name(name or folder.name, vocab.specials_rstrip))
         writer.add_file_type(int(file_type))
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)

@@ -1,0 +1,69 @@
+"""Start-up (issue 16): the listings import nothing heavy, and a command run builds only its own module.
+
+What each command imports is read from the real entry point's own process (sys.modules once it has finished),
+not timed: bench/startup.py measures the time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import typer
+
+import ftstudio
+from ftstudio.cli import COMMANDS, build_app
+
+# Machine learning, the studio, the hub client, the document loaders: each costs from a tenth of a second to seconds.
+HEAVY = (
+    "torch", "transformers", "peft", "trl", "accelerate", "safetensors", "tokenizers", "huggingface_hub", "gguf",
+    "numpy", "gradio", "aiohttp", "lxml", "pypdfium2", "docx", "charset_normalizer", "pandas", "jinja2",
+)  # fmt: skip
+RUN = """
+import json, runpy, sys
+sys.argv = ["ftstudio", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("ftstudio", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code or 0
+else:
+    code = 0
+sys.stderr.write("\\nRESULT " + json.dumps({"code": code, "modules": sorted(sys.modules)}) + "\\n")
+"""
+
+
+@pytest.fixture
+def searchable(workspace):
+    project = ftstudio.Project.create("p", workspace)
+    doc = workspace / "bread.md"
+    doc.write_text("# Bread\n\nFeed the sourdough starter with flour and water every day.\n", encoding="utf-8")
+    ftstudio.ingest(project, paths=[doc])
+    return workspace
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["models"], ["search", "p", "starter"], ["docs", "p"]], ids=lambda a: a[0]
+)
+def test_a_listing_imports_nothing_heavy(searchable, args):
+    env = {**os.environ, "FTSTUDIO_ROOT": str(searchable), "COLUMNS": "120"}
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, json.dumps(args)], capture_output=True, text=True, env=env, timeout=120
+    )
+    result = json.loads(proc.stderr.rpartition("RESULT ")[2])
+    assert result["code"] == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip(), "the command printed nothing"
+    loaded = {m.partition(".")[0] for m in result["modules"]}
+    assert sorted(loaded & set(HEAVY)) == []
+    if args[0] == "search":
+        assert "bread.md" in proc.stdout  # the search really ran over the store
+
+
+def test_the_command_table_is_what_the_modules_register():
+    everything = typer.main.get_command(build_app()).commands
+    assert list(everything) == list(COMMANDS)  # --help lists them in the table's order
+    for name, module in COMMANDS.items():
+        alone = typer.main.get_command(build_app(name)).commands
+        assert set(alone) == {n for n, m in COMMANDS.items() if m == module}, name

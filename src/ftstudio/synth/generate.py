@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import random
 import threading
 import time
@@ -38,6 +39,7 @@ FATAL_STREAK = 3  # this many requests in a row failing the same way (after thei
 # Finished pairs are appended at most this often (one fsync and one SQLite commit per batch); pairs not yet
 # appended at a crash are not lost: their tasks are still pending and are sent again on resume.
 FLUSH_INTERVAL_S = 0.25
+ASSIGN_BLOCK = 32  # tasks recorded ahead in one SQLite transaction
 EMIT_INTERVAL_S = 0.1  # progress events at most this often (and always the last one)
 STALE_MIN = 20  # replies in a row with no new pair (all dropped) before a run is called exhausted
 JUDGE_SCHEMA = {
@@ -289,8 +291,11 @@ class _Generator:
                 run.stop_reason = "cancelled"
             return run.stop_reason is not None or self.fatal is not None
 
+        def pairs_per_request() -> float:
+            return max(0.25, kept_total / done_requests) if done_requests else s.pairs_per_chunk
+
         def how_many_to_send() -> int:
-            yield_est = max(0.25, kept_total / done_requests) if done_requests else s.pairs_per_chunk
+            yield_est = pairs_per_request()
             n = 0
             while len(inflight) + n < concurrency and not stopping():
                 busy = len(inflight) + n
@@ -317,8 +322,13 @@ class _Generator:
         while True:
             n = how_many_to_send()
             if n:
-                tasks = [queue.popleft() for _ in range(min(n, len(queue)))]
-                tasks += self.state.assign_many(run.id, n - len(tasks), with_chunk=self.source is not None)
+                if len(queue) < n:
+                    # Tasks are recorded a block ahead (one transaction per block, not per loop turn), as many as
+                    # the run still seems to need; those never sent are released when the run is done.
+                    needed = math.ceil((run.target - accepted) / pairs_per_request()) - len(inflight) - len(queue)
+                    block = max(n - len(queue), min(ASSIGN_BLOCK, needed))
+                    queue.extend(self.state.assign_many(run.id, block, with_chunk=self.source is not None))
+                tasks = [queue.popleft() for _ in range(n)]
                 for task in tasks:
                     fut = asyncio.ensure_future(self.work(task))
                     fut.add_done_callback(results.put_nowait)
@@ -387,6 +397,8 @@ class _Generator:
             self.emit(accepted)
         if watcher is not None:
             watcher.cancel()
+        if run.written >= run.target and queue:
+            self.state.release(list(queue))  # recorded ahead, never sent: their chunks are free again
         self.emit(run.written, final=True)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import multiprocessing
 import os
@@ -154,20 +155,33 @@ def parts(base: str, requests: int, concurrency: int, provider_cpu: float | None
     inside = threading.local()  # a part called from another part counts once, in the outer one
     loop_clock: dict[str, float] = {}
 
+    def in_loop() -> bool:
+        return "cpu0" in loop_clock and "cpu" not in loop_clock
+
     def timed(name: str, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            if getattr(inside, "part", False) or "cpu0" not in loop_clock or "cpu" in loop_clock:
+            if getattr(inside, "part", False) or not in_loop():
                 return fn(*args, **kwargs)  # nested, or before/after the loop (counted as start and end)
-            inside.part, start = True, time.thread_time()
+            inside.part, start, collected = True, time.thread_time(), getattr(inside, "gc", 0.0)
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[name] += time.thread_time() - start
+                # A collection that happened to run inside the part is the collector's, not the part's.
+                spent[name] += time.thread_time() - start - (getattr(inside, "gc", 0.0) - collected)
                 calls[name] += 1
                 inside.part = False
 
         return wrapper
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            inside.gc_start = time.thread_time()
+        elif in_loop():
+            took = time.thread_time() - inside.gc_start
+            inside.gc = getattr(inside, "gc", 0.0) + took
+            spent["garbage collector"] += took
+            calls["garbage collector"] += 1
 
     async def run_loop(self) -> None:
         loop_clock["cpu0"], loop_clock["wall0"] = time.process_time(), time.perf_counter()
@@ -191,10 +205,12 @@ def parts(base: str, requests: int, concurrency: int, provider_cpu: float | None
     for owner, attr, name in patches:
         setattr(owner, attr, timed(name, getattr(owner, attr)))
     gen._Generator.run_loop = run_loop
+    gc.callbacks.append(on_gc)
     clock: dict[str, float] = {}
     try:
         wall, cpu = measure(lambda: ftstudio_generate(base, requests, concurrency, clock))
     finally:
+        gc.callbacks.remove(on_gc)
         for owner, attr, fn in saved:
             setattr(owner, attr, fn)
         gen._Generator.run_loop = original_loop
@@ -207,7 +223,7 @@ def parts(base: str, requests: int, concurrency: int, provider_cpu: float | None
         f"{wall:.2f} s, {requests * LATENCY_S / concurrency / wall:.2f} efficiency (parts wrapped)"
     )
     print(f"  {'part':48} {'ms/req':>7}")
-    for name in dict.fromkeys(name for _, _, name in patches):
+    for name in [*dict.fromkeys(name for _, _, name in patches), "garbage collector"]:
         row(name, spent[name], f"({calls[name]} calls)")
     rest = loop_clock["cpu"] - sum(spent.values())
     note = f"(the provider alone: {provider_cpu * 1000:.3f})" if provider_cpu is not None else ""

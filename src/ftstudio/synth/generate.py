@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import math
 import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ FATAL_STREAK = 3  # this many requests in a row failing the same way (after thei
 # appended at a crash are not lost: their tasks are still pending and are sent again on resume.
 FLUSH_INTERVAL_S = 0.25
 ASSIGN_BLOCK = 32  # tasks recorded ahead in one SQLite transaction
+GC_THRESHOLD = 20_000  # the collector's first threshold while a run's loop turns (see _fewer_collections)
 EMIT_INTERVAL_S = 0.1  # progress events at most this often (and always the last one)
 STALE_MIN = 20  # replies in a row with no new pair (all dropped) before a run is called exhausted
 JUDGE_SCHEMA = {
@@ -402,6 +405,22 @@ class _Generator:
         self.emit(run.written, final=True)
 
 
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the loop with the cyclic garbage collector's first threshold raised (restored after).
+
+    Each request allocates a few hundred short-lived objects (futures, aiohttp's request and response, parsed JSON),
+    nearly all freed at once by reference counting; at the default threshold (700) the collector still ran some 75
+    times per 1,000 requests, about a tenth of the client's CPU at 64 requests in flight. With 20,000 it runs a few
+    times per run, and cycles are still collected."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def _resolve_run(
     state: RunState, pairs: int | None, mode: str, topic: str | None, settings: SynthSettings, fresh: bool
 ) -> RunRecord:
@@ -509,7 +528,8 @@ def generate(
                         await helper.aclose()
 
             try:
-                asyncio.run(main())
+                with _fewer_collections():
+                    asyncio.run(main())
             except Unavailable:
                 run.status, run.stop_reason = "failed", "unavailable"
                 state.save_run(run)

@@ -150,7 +150,7 @@ class DuplicateIndex:
     """MinHash + LSH index of question shingle sets; `add_if_new` keeps a question unless a near-duplicate exists.
 
     64 permutations in 16 bands of 4: a pair at Jaccard 0.8 shares a band with probability 0.9998. Templated
-    questions share bands often, so candidates are first screened by signature agreement (one vectorised
+    questions share bands often, so many candidates are first screened by signature agreement (one vectorised
     comparison) and only the plausible ones are confirmed with the exact Jaccard similarity. A band value shared
     by very many questions (the template's own words) contributes only its `bucket_cap` most recent members, so
     the cost per question stays flat as the file grows; a real near-duplicate shares several bands, and exact
@@ -161,6 +161,7 @@ class DuplicateIndex:
     """
 
     bucket_cap = 64
+    screen_above = 8  # more candidates than this are screened by signature agreement first
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 64, bands: int = 16, seed: int = 1):
         rng = np.random.default_rng(seed)
@@ -202,13 +203,14 @@ class DuplicateIndex:
             bucket = buckets.get(key)
             if bucket:
                 candidates.update(bucket[-self.bucket_cap :])
-        if candidates:
+        if len(candidates) > self.screen_above:
             idx = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
             agreement = np.count_nonzero(self._sigs[idx] == sig, axis=1)
-            for i in idx[agreement >= self._min_agree].tolist():
-                other = self._sets[i]
-                if len(items & other) / len(items | other) >= self.threshold:
-                    return False
+            candidates = idx[agreement >= self._min_agree].tolist()
+        for i in candidates:  # a few: the exact similarity costs less than the screen
+            other = self._sets[i]
+            if len(items & other) / len(items | other) >= self.threshold:
+                return False
         idx = len(self._sets)
         self._exact.add(normal)
         self._sets.append(items)

@@ -49,6 +49,23 @@ def test_grounded_run_writes_exactly_n_and_covers_every_chunk_before_reuse(groun
     assert (project.dir / "prompts" / "generate.md").is_file()
 
 
+def test_tasks_recorded_ahead_and_never_sent_are_released_when_the_run_is_done(grounded, ollama_server):
+    project, _ = grounded
+    # Two empty replies first: the run expects few pairs per request and records many tasks ahead; the full
+    # replies after them finish the run early, leaving tasks that were never sent.
+    ollama_server.script("empty", "empty")
+    summary = generate(project, settings(ollama_server, concurrency=2), 6)
+    assert summary["status"] == "done" and summary["written"] == 6 == len(lines(project))
+    with RunState.open(project.dir / "generate.db") as state:
+        assert state.pending_tasks(summary["run"]) == []
+        dropped = state.conn.execute("SELECT COUNT(*) FROM tasks WHERE state = 'dropped'").fetchone()[0]
+        counts = state.task_chunk_counts()
+    assert dropped > 0  # there were some, and they were released
+    # Every chunk use counted is a request sent: the released tasks gave theirs back.
+    assert sum(counts.values()) == summary["requests"] == len(ollama_server.chat_requests())
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
 def test_topic_only_mode_and_edited_template(project, openai_server):
     template = project.dir / "prompts" / "topic.md"
     template.parent.mkdir(parents=True)

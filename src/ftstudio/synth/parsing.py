@@ -134,12 +134,18 @@ def _loads_lenient(text: str) -> Any:
 
 def extract_json(text: str) -> Any:
     """The first JSON object or array in `text`, repaired if needed; ValueError if none can be read."""
+    body = text.strip()
+    if body[:1] in ("{", "["):
+        try:
+            return json.loads(body)  # the common case (structured output): a reply that is JSON is taken whole
+        except ValueError:
+            pass
     body = strip_wrapping(text)
     if not body:
         raise ValueError("empty reply")
     if body[0] in "{[":
         try:
-            return json.loads(body)  # the common case (structured output): no scanning needed
+            return json.loads(body)  # unwrapped (reasoning, fences), it is JSON: no scanning needed
         except ValueError:
             pass
     starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
@@ -155,6 +161,9 @@ def extract_json(text: str) -> Any:
 
 
 def _field(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    value = item.get(keys[0])
+    if isinstance(value, str):  # the schema's own key, as structured output writes it
+        return value.strip()
     lowered = {str(k).lower(): v for k, v in item.items()}
     for key in keys:
         value = lowered.get(key)

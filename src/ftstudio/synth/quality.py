@@ -150,33 +150,40 @@ class DuplicateIndex:
     """MinHash + LSH index of question shingle sets; `add_if_new` keeps a question unless a near-duplicate exists.
 
     64 permutations in 16 bands of 4: a pair at Jaccard 0.8 shares a band with probability 0.9998. Templated
-    questions share bands often, so candidates are first screened by signature agreement (one vectorised
+    questions share bands often, so many candidates are first screened by signature agreement (one vectorised
     comparison) and only the plausible ones are confirmed with the exact Jaccard similarity. A band value shared
     by very many questions (the template's own words) contributes only its `bucket_cap` most recent members, so
     the cost per question stays flat as the file grows; a real near-duplicate shares several bands, and exact
     duplicates (after normalisation) are caught by a plain set.
+
+    Every question of a generation run passes through here on the event loop, and its arrays are small, so the
+    code keeps numpy calls (each with a fixed cost of about a microsecond) few: 32-bit arithmetic wraps by itself.
     """
 
     bucket_cap = 64
+    screen_above = 8  # more candidates than this are screened by signature agreement first
 
     def __init__(self, threshold: float = 0.8, num_perm: int = 64, bands: int = 16, seed: int = 1):
         rng = np.random.default_rng(seed)
         self.threshold = threshold
         self.bands, self.rows = bands, num_perm // bands
-        self._a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
-        self._b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
+        # (a*x + b) mod 2^32 per permutation, x the shingle's CRC-32: uint32 arithmetic is exactly that.
+        self._a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64).astype(np.uint32)
+        self._b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64).astype(np.uint32)
         self._buckets: list[dict[bytes, list[int]]] = [defaultdict(list) for _ in range(bands)]
         self._sets: list[set[str]] = []
-        self._sigs = np.zeros((64, num_perm), dtype=np.uint64)
+        self._sigs = np.zeros((64, num_perm), dtype=np.uint32)
         self._exact: set[str] = set()
+        # The estimate's standard error is about 0.06 with 64 permutations: 0.25 below is a wide margin.
+        self._min_agree = int(np.ceil((threshold - 0.25) * num_perm))
 
     def __len__(self) -> int:
         return len(self._sets)
 
     def _signature(self, items: set[str]) -> np.ndarray:
-        hashes = np.fromiter((zlib.crc32(s.encode()) for s in items), dtype=np.uint64, count=len(items))
-        # (a*x + b) mod 2^32 per permutation; uint64 arithmetic wraps harmlessly before the mask.
-        values = (np.outer(hashes, self._a) + self._b) & np.uint64(0xFFFFFFFF)
+        hashes = np.array([zlib.crc32(s.encode()) for s in items], dtype=np.uint32)
+        values = np.multiply.outer(hashes, self._a)
+        values += self._b
         return values.min(axis=0)
 
     def add_if_new(self, text: str) -> bool:
@@ -189,26 +196,27 @@ class DuplicateIndex:
         if normal in self._exact:
             return False
         sig = self._signature(items)
-        keys = [row.tobytes() for row in sig.reshape(self.bands, self.rows)]
+        raw, step = sig.tobytes(), self.rows * sig.itemsize
+        keys = [raw[i : i + step] for i in range(0, len(raw), step)]  # one band's rows each
         candidates: set[int] = set()
-        for band, key in enumerate(keys):
-            bucket = self._buckets[band].get(key)
+        for buckets, key in zip(self._buckets, keys, strict=True):
+            bucket = buckets.get(key)
             if bucket:
                 candidates.update(bucket[-self.bucket_cap :])
-        if candidates:
+        if len(candidates) > self.screen_above:
             idx = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-            agreement = (self._sigs[idx] == sig).mean(axis=1)
-            # The estimate's standard error is about 0.06 with 64 permutations: 0.25 below is a wide margin.
-            for i in idx[agreement >= self.threshold - 0.25]:
-                other = self._sets[i]
-                if len(items & other) / len(items | other) >= self.threshold:
-                    return False
+            agreement = np.count_nonzero(self._sigs[idx] == sig, axis=1)
+            candidates = idx[agreement >= self._min_agree].tolist()
+        for i in candidates:  # a few: the exact similarity costs less than the screen
+            other = self._sets[i]
+            if len(items & other) / len(items | other) >= self.threshold:
+                return False
         idx = len(self._sets)
         self._exact.add(normal)
         self._sets.append(items)
         if idx == len(self._sigs):
             self._sigs = np.concatenate([self._sigs, np.zeros_like(self._sigs)])
         self._sigs[idx] = sig
-        for band, key in enumerate(keys):
-            self._buckets[band][key].append(idx)
+        for buckets, key in zip(self._buckets, keys, strict=True):
+            buckets[key].append(idx)
         return True

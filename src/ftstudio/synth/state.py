@@ -3,8 +3,9 @@
 A task (one request: a chunk, or none in topic-only mode) is recorded *before* its request is sent and marked done
 only *after* its pairs are in the JSONL file, whose lines carry `meta.run` and `meta.task`. On resume the file is the
 truth: tasks whose lines are there count as done, the other pending tasks are sent again with the same chunk, so no
-chunk is assigned twice and no pair is lost or written twice. Chunk use counts are kept per project, so the whole
-store is covered before any chunk is reused, across runs too.
+chunk is assigned twice and no pair is lost or written twice. Tasks may be recorded ahead of sending; those a
+finished run never sent are released. Chunk use counts are kept per project, so the whole store is covered before
+any chunk is reused, across runs too.
 """
 
 from __future__ import annotations
@@ -224,6 +225,18 @@ class RunState:
                 )
                 tasks.append(Task(int(cur.lastrowid), chunk_ids))
         return tasks
+
+    def release(self, tasks: list[Task]) -> None:
+        """Drop pending tasks that were never sent (their chunks' use counts given back), in one transaction."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "UPDATE chunk_use SET uses = MAX(uses - 1, 0) WHERE chunk_id = ?",
+                [(cid,) for t in tasks for cid in t.chunk_ids],
+            )
+            self.conn.executemany(
+                "UPDATE tasks SET state = 'dropped' WHERE id = ? AND state = 'pending'", [(t.id,) for t in tasks]
+            )
 
     def finish_tasks(self, done: Iterable[tuple[int, int]], run: RunRecord) -> None:
         """Mark tasks done (task id, pairs kept) and save the run's counters, in one transaction."""

@@ -76,6 +76,23 @@ class ProviderError(Exception):
 Message = dict[str, str]
 
 
+@dataclass(frozen=True)
+class JsonText:
+    """A request body encoded already: `json_text(payload, member=text)` builds one."""
+
+    data: bytes
+
+
+def json_text(payload: dict[str, Any], **encoded: str) -> JsonText:
+    """`payload` as one JSON object, plus members whose values are JSON text already (spliced in, not re-encoded:
+    a schema sent with every request is encoded once, see `Provider.encoded`)."""
+    text = json.dumps(payload)
+    if encoded:
+        assert payload, "the members are spliced after the payload's own"
+        text = text[:-1] + "".join(f", {json.dumps(k)}: {v}" for k, v in encoded.items()) + "}"
+    return JsonText(text.encode("utf-8"))
+
+
 class Provider(ABC):
     """Base class of every helper-model provider. Use as `async with provider:` to close its connections."""
 
@@ -96,6 +113,7 @@ class Provider(ABC):
         self.concurrency = concurrency
         self.timeout = timeout
         self._session: Any = None
+        self._encoded: dict[int, tuple[Any, str]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -151,23 +169,36 @@ class Provider(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def encoded(self, value: Any) -> str:
+        """The JSON text of a value that many requests repeat unchanged (a schema), encoded once per value.
+
+        The value must not be changed afterwards (schemas are constants)."""
+        hit = self._encoded.get(id(value))
+        if hit is None or hit[0] is not value:
+            hit = self._encoded[id(value)] = (value, json.dumps(value))
+        return hit[1]
+
     async def _request(
         self, method: str, url: str, *, what: str, json_body: Any = None
     ) -> tuple[int, Any, Mapping[str, str]]:
         """Send one request; return (status, decoded JSON or text, headers: case-insensitive, read-only).
 
-        Network failures → ProviderError."""
+        `json_body` is a value to encode, or `JsonText` already encoded. Network failures → ProviderError."""
         import aiohttp
 
         session = await self.session()
+        if isinstance(json_body, JsonText):
+            body: dict[str, Any] = {"data": aiohttp.BytesPayload(json_body.data, content_type="application/json")}
+        else:
+            body = {"json": json_body}
         try:
-            async with session.request(method, url, json=json_body) as resp:
+            async with session.request(method, url, **body) as resp:
                 raw = await resp.read()
                 try:
-                    body: Any = json.loads(raw) if raw else None
+                    reply: Any = json.loads(raw) if raw else None
                 except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                return resp.status, body, resp.headers
+                    reply = raw.decode("utf-8", "replace")
+                return resp.status, reply, resp.headers
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ProviderError("timeout", f"{what}: no reply from {self.base_url} within {self.timeout:g} s") from exc
         except aiohttp.ClientConnectorError as exc:

@@ -15,6 +15,7 @@ from ftstudio.synth.providers.base import (
     Provider,
     ProviderError,
     error_text,
+    json_text,
     parse_retry_after,
 )
 from ftstudio.synth.providers.registry import register
@@ -124,9 +125,9 @@ class OllamaProvider(Provider):
             "stream": False,
             "options": {k: v for k, v in options.items() if v is not None},
         }
-        if schema is not None:
-            payload["format"] = schema
-        status, body, headers = await self._request("POST", f"{self.base_url}/api/chat", what="chat", json_body=payload)
+        # The schema, the same for every request of a run, is encoded once.
+        data = json_text(payload, format=self.encoded(schema)) if schema is not None else json_text(payload)
+        status, body, headers = await self._request("POST", f"{self.base_url}/api/chat", what="chat", json_body=data)
         if status == 200 and isinstance(body, dict):
             content = (body.get("message") or {}).get("content") or ""
             return Completion(

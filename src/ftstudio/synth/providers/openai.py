@@ -19,11 +19,13 @@ from typing import Any, ClassVar
 from ftstudio.errors import BadInput
 from ftstudio.synth.providers.base import (
     Completion,
+    JsonText,
     Message,
     ModelInfo,
     Provider,
     ProviderError,
     error_text,
+    json_text,
     parse_retry_after,
 )
 from ftstudio.synth.providers.registry import register
@@ -130,19 +132,24 @@ class OpenAICompatProvider(Provider):
         # Some servers list nothing useful (or serve whatever is loaded); an unlisted model is tried anyway.
         return self._models.get(model)
 
-    def _payload(self, model, messages, schema, temperature, seed, max_tokens, form=None) -> dict[str, Any]:
+    def _payload(self, model, messages, temperature, seed, max_tokens) -> dict[str, Any]:
+        """The request's members but the response format (`_body` adds it)."""
         payload: dict[str, Any] = {"model": model, "messages": messages}
         for key, value in (("temperature", temperature), ("seed", seed), ("max_tokens", max_tokens)):
             if value is not None:
                 payload[key] = value
-        if schema is not None and form == "json_schema":
-            payload["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "pairs", "schema": schema, "strict": True},
-            }
-        elif schema is not None and form == "json_object":
-            payload["response_format"] = {"type": "json_object", "schema": schema}
         return payload
+
+    def _body(self, payload: dict[str, Any], schema: dict[str, Any] | None, form: str | None) -> JsonText:
+        """The request body; the schema, the same for every request of a run, is encoded once."""
+        if schema is None or form is None:
+            return json_text(payload)
+        encoded = self.encoded(schema)
+        if form == "json_schema":
+            fmt = '{"type": "json_schema", "json_schema": {"name": "pairs", "schema": ' + encoded + ', "strict": true}}'
+        else:
+            fmt = '{"type": "json_object", "schema": ' + encoded + "}"
+        return json_text(payload, response_format=fmt)
 
     def _probe_lock(self) -> asyncio.Lock:
         """The lock that lets one structured request at a time find the server's form (one per event loop)."""
@@ -183,9 +190,9 @@ class OpenAICompatProvider(Provider):
     async def _chat(self, model, messages, schema, temperature, seed, max_tokens) -> Completion:
         while True:
             form = self.structured_form if schema is not None else None
-            payload = self._payload(model, messages, schema, temperature, seed, max_tokens, form)
+            data = self._body(self._payload(model, messages, temperature, seed, max_tokens), schema, form)
             url = f"{self.base_url}/chat/completions"
-            status, body, headers = await self._request("POST", url, what="chat", json_body=payload)
+            status, body, headers = await self._request("POST", url, what="chat", json_body=data)
             if self._form_refused(form, status, body):
                 continue  # the same request in the next form; the prompt itself asks for JSON in every form
             if status != 200 or not isinstance(body, dict) or not body.get("choices"):

@@ -42,9 +42,9 @@ class OpenRouterProvider(OpenAICompatProvider):
             )
         return info
 
-    def _payload(self, model, messages: list[Message], schema, temperature, seed, max_tokens, form=None) -> dict:
+    def _payload(self, model, messages: list[Message], temperature, seed, max_tokens) -> dict:
         # usage.include makes OpenRouter report the request's cost in USD beside the token counts.
-        payload = super()._payload(model, messages, schema, temperature, seed, max_tokens, form)
+        payload = super()._payload(model, messages, temperature, seed, max_tokens)
         return {**payload, "usage": {"include": True}}
 
     async def chat(self, model: str, messages: list[Message], **kwargs: Any):

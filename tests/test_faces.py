@@ -145,6 +145,39 @@ def test_check_model_gives_one_verdict_on_every_face(workspace, tiny_model):
     assert shown["seq_len"] == ftstudio.ProjectSettings().train.max_seq_length
     assert project.settings().train.max_seq_length == 4096  # checks never save
 
+    # Saving the choice (`models use`, the studio's Use button) plans as the check does: the project's rank too.
+    shown = cli("models", "use", "demo", model, root=workspace)
+    assert without(shown, "hardware", "model", "project") == without(plain(api.to_dict()), "hardware", "model")
+    assert shown["estimates"]["lora"]["lora_rank"] == 8
+    page = studio(workspace)["save_base_model"]("demo", model, False)[0]
+    assert verdict_text(page.split("\n\n", 1)[1]) == verdict_text(render_check(api))
+
+
+@pytest.mark.slow
+def test_the_catalog_plans_with_the_project_on_every_face(workspace):
+    from ftstudio.basemodels.checks import catalog_fits
+
+    project = Project.create("demo", workspace)
+    project.update_settings("train", max_seq_length=4096, batch_size=2, rank=8)
+    plan = {"seq_len": 4096, "batch": 2, "method": "lora", "lora_rank": 8}
+    shown = cli("models", "--project", "demo", root=workspace)
+    assert shown["plan"] == plan
+    # The memory each row shows is the estimate for that plan (never the machine's free memory, which moves).
+    estimates = {e.id: r.estimates[r.info["effective_method"]].to_dict()["total_gib"] for e, r in catalog_fits(**plan)}
+    assert {m["id"]: m["memory_gib"] for m in shown["models"]} == estimates
+    fresh = cli("models", root=workspace)["plan"]
+    new = ftstudio.ProjectSettings().train
+    assert fresh == {"seq_len": new.max_seq_length, "batch": new.batch_size, "method": new.method,
+                     "lora_rank": new.rank}  # fmt: skip
+    assert cli("models", "--project", "demo", "--seq-len", 512, root=workspace)["plan"] == {**plan, "seq_len": 512}
+
+    # The studio's catalog: the same models; a verdict that does not hang on free memory (an error: the machine's
+    # whole memory, the architecture) is the same.
+    rows = studio(workspace)["catalog"]("demo")
+    assert {r[0] for r in rows} == set(estimates)
+    errors = {m["id"] for m in shown["models"] if m["verdict"] == "error"}
+    assert {r[0] for r in rows if r[4] == "error"} == errors
+
 
 # -- generate -------------------------------------------------------------------------------------------------------
 

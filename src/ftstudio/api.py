@@ -201,14 +201,13 @@ def check_model(project: Project | None, request: CheckRequest | None = None, **
     from ftstudio.errors import BadInput
 
     request = request_of(CheckRequest, request, values)
-    train = request.resolve(project)
+    plan = request.plan(project)
     chosen = project.settings().base_model if project is not None else BaseModelSettings()
     model = request.model or chosen.model
     if not model:
         raise BadInput("model: no base model chosen", hint="name one (a hub id or a local folder)")
     trust = chosen.trust_remote_code if request.trust_remote_code is None else request.trust_remote_code
-    return run(model, trust_remote_code=trust, seq_len=train.max_seq_length, batch=train.batch_size,
-               method=train.method, lora_rank=train.rank)  # fmt: skip
+    return run(model, trust_remote_code=trust, **plan)
 
 
 def generate(

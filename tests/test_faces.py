@@ -145,6 +145,39 @@ def test_check_model_gives_one_verdict_on_every_face(workspace, tiny_model):
     assert shown["seq_len"] == ftstudio.ProjectSettings().train.max_seq_length
     assert project.settings().train.max_seq_length == 4096  # checks never save
 
+    # Saving the choice (`models use`, the studio's Use button) plans as the check does: the project's rank too.
+    shown = cli("models", "use", "demo", model, root=workspace)
+    assert without(shown, "hardware", "model", "project") == without(plain(api.to_dict()), "hardware", "model")
+    assert shown["estimates"]["lora"]["lora_rank"] == 8
+    page = studio(workspace)["save_base_model"]("demo", model, False)[0]
+    assert verdict_text(page.split("\n\n", 1)[1]) == verdict_text(render_check(api))
+
+
+@pytest.mark.slow
+def test_the_catalog_plans_with_the_project_on_every_face(workspace):
+    from ftstudio.basemodels.checks import catalog_fits
+
+    project = Project.create("demo", workspace)
+    project.update_settings("train", max_seq_length=4096, batch_size=2, rank=8)
+    plan = {"seq_len": 4096, "batch": 2, "method": "lora", "lora_rank": 8}
+    shown = cli("models", "--project", "demo", root=workspace)
+    assert shown["plan"] == plan
+    # The memory each row shows is the estimate for that plan (never the machine's free memory, which moves).
+    estimates = {e.id: r.estimates[r.info["effective_method"]].to_dict()["total_gib"] for e, r in catalog_fits(**plan)}
+    assert {m["id"]: m["memory_gib"] for m in shown["models"]} == estimates
+    fresh = cli("models", root=workspace)["plan"]
+    new = ftstudio.ProjectSettings().train
+    assert fresh == {"seq_len": new.max_seq_length, "batch": new.batch_size, "method": new.method,
+                     "lora_rank": new.rank}  # fmt: skip
+    assert cli("models", "--project", "demo", "--seq-len", 512, root=workspace)["plan"] == {**plan, "seq_len": 512}
+
+    # The studio's catalog: the same models; a verdict that does not hang on free memory (an error: the machine's
+    # whole memory, the architecture) is the same.
+    rows = studio(workspace)["catalog"]("demo")
+    assert {r[0] for r in rows} == set(estimates)
+    errors = {m["id"] for m in shown["models"] if m["verdict"] == "error"}
+    assert {r[0] for r in rows if r[4] == "error"} == errors
+
 
 # -- generate -------------------------------------------------------------------------------------------------------
 
@@ -364,7 +397,7 @@ def test_chat_answers_the_same_on_every_face(trained):
 
 
 def test_data_import_edit_and_delete_agree_on_every_face(workspace, tmp_path):
-    from ftstudio.synth import datafile, review
+    from ftstudio.errors import error_document
     from ftstudio.ui.tabs.generate import data_rows
 
     projects = {}
@@ -393,7 +426,7 @@ def test_data_import_edit_and_delete_agree_on_every_face(workspace, tmp_path):
         return found
 
     # Append: the good lines after the data, the bad one reported.
-    api = plain(datafile.import_file(projects["api"], mixed, "append"))
+    api = plain(ftstudio.import_data(projects["api"], mixed, "append").to_dict())
     shown = cli("data", "cli", "--import", mixed, root=workspace, ok=(1,))
     note, *_ = page["upload_data"]("page", "append", str(mixed))
     assert without(shown, "source", "data") == without(api, "source", "data")
@@ -404,7 +437,7 @@ def test_data_import_edit_and_delete_agree_on_every_face(workspace, tmp_path):
 
     # Replace: the file instead of the data, the data before it kept in a backup.
     before = projects["api"].sft_data.read_text(encoding="utf-8")
-    api = plain(datafile.import_file(projects["api"], clean, "replace"))
+    api = plain(ftstudio.import_data(projects["api"], clean, mode="replace").to_dict())
     shown = cli("data", "cli", "--import", clean, "--replace", root=workspace)
     note, *_ = page["upload_data"]("page", "replace", str(clean))
     assert without(shown, "source", "backup", "data") == without(api, "source", "backup", "data")
@@ -415,7 +448,7 @@ def test_data_import_edit_and_delete_agree_on_every_face(workspace, tmp_path):
         assert backup.read_text(encoding="utf-8") == before
 
     # Edit line 2: question and answer replaced, its provenance kept, counted as accepted.
-    review.edit(projects["api"], 2, "New question?", "New answer.")
+    api = ftstudio.edit_data(projects["api"], 2, question="New question?", answer="New answer.")
     cli("data", "cli", "--edit", 2, "--question", "New question?", "--answer", "New answer.", root=workspace)
     rows = data_rows(projects["page"])
     rows[1][1:3] = ["New question?", "New answer."]
@@ -424,11 +457,31 @@ def test_data_import_edit_and_delete_agree_on_every_face(workspace, tmp_path):
     edited = same_data()[1]
     assert (edited["instruction"], edited["output"]) == ("New question?", "New answer.")
     assert edited["meta"] == {"imported_from": "clean.jsonl", "review": "accepted"}
+    assert api.line == 2 and api.record == json.loads(projects["api"].sft_data.read_text().splitlines()[1])
     assert all(json.loads(p.sft_data.read_text().splitlines()[1])["meta"]["edited"] for p in projects.values())
 
     # Delete line 1: the others kept byte for byte.
-    api = plain(datafile.delete_lines(projects["api"], [1]))
+    api = plain(ftstudio.delete_data(projects["api"], [1]).to_dict())
     shown = cli("data", "cli", "--delete", 1, root=workspace)
     note, *_ = page["delete_data_line"]("page", 1)
     assert without(shown, "data") == without(api, "data") and note == "Deleted line 1."
     assert [r["instruction"] for r in same_data()] == ["New question?", "Q 2?"]
+
+    # Refused with the same error on the API and the CLI, naming the line, and nothing changed.
+    kept = same_data()
+    refusals = [
+        (lambda p: ftstudio.import_data(p, mixed, "replace"), ("--import", mixed, "--replace"), "line 2: "),
+        (lambda p: ftstudio.edit_data(p, 1, question=" ", answer="A."),
+         ("--edit", 1, "--question", " ", "--answer", "A."), "line 1: "),
+        (lambda p: ftstudio.delete_data(p, [5]), ("--delete", 5), "has no line 5"),
+        (lambda p: ftstudio.delete_data(p, "2-x"), ("--delete", "2-x"), "'2-x'"),
+    ]  # fmt: skip
+    for call, args, named in refusals:
+        with pytest.raises(ftstudio.BadInput) as refused:
+            call(projects["api"])
+        assert named in refused.value.message
+        shown = json.dumps(cli("data", "cli", *args, root=workspace, ok=(2,)))
+        assert json.loads(shown.replace(str(projects["cli"].dir), str(projects["api"].dir))) == error_document(
+            refused.value
+        )
+    assert same_data() == kept

@@ -15,13 +15,19 @@ Importing ftstudio is light: torch, transformers and gradio load inside the step
 
 from ftstudio.api import (
     ChatResult,
+    DataDeleteResult,
+    DataEditResult,
+    DataImportResult,
     EvaluateResult,
     GenerateResult,
     chat,
     check_model,
+    delete_data,
+    edit_data,
     evaluate,
     export,
     generate,
+    import_data,
     ingest,
     make_eval_set,
     report_card,
@@ -49,9 +55,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Project", "ProjectSettings", "example_project",
     "ingest", "search", "check_model", "generate", "train", "evaluate", "make_eval_set",
-    "report_card", "export", "chat",
+    "report_card", "export", "chat", "import_data", "edit_data", "delete_data",
     "IngestRequest", "SearchRequest", "CheckRequest", "GenerateRequest", "TrainRequest", "EvalSetRequest",
     "EvaluateRequest", "ExportRequest", "ChatRequest",
-    "GenerateResult", "EvaluateResult", "ChatResult", "Event",
+    "GenerateResult", "EvaluateResult", "ChatResult", "DataImportResult", "DataEditResult", "DataDeleteResult",
+    "Event",
     "FtError", "BadInput", "NotFound", "Unavailable", "PartlyDone", "Cancelled",
 ]  # fmt: skip

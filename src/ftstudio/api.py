@@ -10,8 +10,10 @@ libraries (torch, transformers) are imported inside the steps that need them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ftstudio.errors import Cancelled
 from ftstudio.progress import Event, ProgressFn, report
@@ -124,6 +126,41 @@ class ChatResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DataImportResult:
+    """What `import_data` added to data/sft_data.jsonl, what it left out, and where the previous data was kept."""
+
+    imported: int
+    mode: str  # append or replace
+    backup: str | None  # replace: the copy of the data before it (None when there was none)
+    source: str
+    bad_lines: tuple[dict[str, Any], ...]  # left out: {"line": number, "error": why}
+    data: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DataEditResult:
+    line: int
+    record: dict[str, Any]  # the line as written: new question and answer, its meta kept (+ review, edited)
+    data: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DataDeleteResult:
+    deleted: int
+    lines: tuple[int, ...]
+    data: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 # -- the steps ---------------------------------------------------------------------------------------------------
 
 
@@ -164,14 +201,13 @@ def check_model(project: Project | None, request: CheckRequest | None = None, **
     from ftstudio.errors import BadInput
 
     request = request_of(CheckRequest, request, values)
-    train = request.resolve(project)
+    plan = request.plan(project)
     chosen = project.settings().base_model if project is not None else BaseModelSettings()
     model = request.model or chosen.model
     if not model:
         raise BadInput("model: no base model chosen", hint="name one (a hub id or a local folder)")
     trust = chosen.trust_remote_code if request.trust_remote_code is None else request.trust_remote_code
-    return run(model, trust_remote_code=trust, seq_len=train.max_seq_length, batch=train.batch_size,
-               method=train.method, lora_rank=train.rank)  # fmt: skip
+    return run(model, trust_remote_code=trust, **plan)
 
 
 def generate(
@@ -312,3 +348,35 @@ def chat(
         with model.model.disable_adapter():
             base = answer("chat-base")
     return ChatResult(model.run.id, tuned, base, tuple(sources))
+
+
+# -- the data file ---------------------------------------------------------------------------------------------------
+
+
+def import_data(
+    project: Project, path: str | Path, mode: Literal["append", "replace"] = "append", *, name: str | None = None
+) -> DataImportResult:
+    """Add a ShareGPT/OpenAI/Alpaca JSONL (or JSON array) file to the project's data, canonicalised, each line
+    recording `meta.imported_from` (`name`, else the file's name). "append" adds the good lines and lists the bad
+    ones; "replace" puts the file in place of the data after a backup copy, and is refused (nothing changed) when
+    the file has a bad line or no example. See ftstudio.synth.datafile."""
+    from ftstudio.synth.datafile import import_file
+
+    found = import_file(project, Path(path), mode, name=name)
+    return DataImportResult(**{**found, "bad_lines": tuple(found["bad_lines"])})
+
+
+def edit_data(project: Project, line: int, *, question: str, answer: str) -> DataEditResult:
+    """Replace the question and answer of one data line (1-based), keeping its form, other turns and provenance;
+    the line counts as accepted and records `meta.edited`. See ftstudio.synth.review."""
+    from ftstudio.synth.review import edit
+
+    return DataEditResult(line, edit(project, line, question, answer), str(project.sft_data))
+
+
+def delete_data(project: Project, lines: Sequence[int] | str) -> DataDeleteResult:
+    """Delete data lines (1-based numbers, or a spec like "3,5-7"); every other line is kept byte for byte."""
+    from ftstudio.synth.datafile import delete_lines
+
+    found = delete_lines(project, lines)
+    return DataDeleteResult(found["deleted"], tuple(found["lines"]), found["data"])

@@ -196,6 +196,13 @@ class CheckRequest(Request):
         None, description="Allow code shipped with the model; default: the project's base_model.trust_remote_code."
     )
 
+    def plan(self, project) -> dict[str, Any]:
+        """What every check plans for (ftstudio.check_model, `models use`, the catalog, the studio): the [train]
+        settings (the project's, else a new project's) with the overrides, as the checks' keyword arguments."""
+        train = self.resolve(project)
+        return {"seq_len": train.max_seq_length, "batch": train.batch_size, "method": train.method,
+                "lora_rank": train.rank}  # fmt: skip
+
 
 class GenerateRequest(Request):
     command: ClassVar[str] = "generate"

@@ -413,9 +413,15 @@ def _template_rules(facts: ModelFacts, info: dict[str, Any]) -> list[Finding]:
 
 
 def catalog_fits(
-    hardware: Hardware | None = None, *, seq_len: int = 2048, batch: int = 1, method: str = "lora"
+    hardware: Hardware | None = None,
+    *,
+    seq_len: int = 2048,
+    batch: int = 1,
+    method: str = "lora",
+    lora_rank: int = 16,
 ) -> list[tuple[CatalogEntry, CheckResult]]:
     """Every catalog entry with its verdict for this machine, fastest to try first: usable ones, then by size."""
     hw = hardware or detect_hardware()
-    rows = [(e, check_entry(e, hw, seq_len=seq_len, batch=batch, method=method)) for e in load_catalog()]
+    plan = {"seq_len": seq_len, "batch": batch, "method": method, "lora_rank": lora_rank}
+    rows = [(e, check_entry(e, hw, **plan)) for e in load_catalog()]
     return sorted(rows, key=lambda row: (_RANK[row[1].verdict], row[0].params, row[0].id))

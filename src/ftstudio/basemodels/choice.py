@@ -15,12 +15,16 @@ def use_model(
     seq_len: int = 2048,
     batch: int = 1,
     method: str = "lora",
+    lora_rank: int = 16,
 ) -> CheckResult:
     """Check `spec` and save it as `[base_model] model` (a folder as its absolute path); return the check.
 
+    The plan (`seq_len`, `batch`, `method`, `lora_rank`) is `CheckRequest.plan(project)` on every face.
+
     An error verdict raises (exit 2, or 3 when only this machine lacks something) and saves nothing, unless `force`.
     """
-    result = check_model(spec, trust_remote_code=trust_remote_code, seq_len=seq_len, batch=batch, method=method)
+    result = check_model(spec, trust_remote_code=trust_remote_code, seq_len=seq_len, batch=batch, method=method,
+                         lora_rank=lora_rank)  # fmt: skip
     if not force:
         result.raise_for_error("not saved", "or pass --force to save it anyway")
     saved = str(result.info["folder"]) if result.info.get("source") == "folder" else spec

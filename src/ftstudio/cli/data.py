@@ -77,9 +77,7 @@ def data(
         preview = mask_preview(project, project.settings().train, resolve_base_model(project), line)
         return emit(preview.to_dict(), json, lambda: print_mask(preview))
     if delete is not None:
-        from ftstudio.synth.review import parse_lines
-
-        result = datafile.delete_lines(project, parse_lines(delete))
+        result = datafile.delete_lines(project, delete)
         return emit(result, json, lambda: out.print(f"Deleted {result['deleted']} line(s) of {result['data']}"))
     if import_ is not None:
         result = datafile.import_file(project, import_, "replace" if replace else "append")

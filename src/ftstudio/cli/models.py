@@ -10,13 +10,24 @@ from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
 
 app = typer.Typer(help="Base models: which can be trained here, and the project's choice.", no_args_is_help=False)
 
-SeqLenOpt = Annotated[int, typer.Option("--seq-len", min=1, help="Training sequence length (tokens) to plan for.")]
-BatchOpt = Annotated[int, typer.Option("--batch", min=1, help="Training batch size to plan for.")]
-MethodOpt = Annotated[str, typer.Option("--method", help="lora (16/32-bit base) or qlora (4-bit base, CUDA).")]
+_PLAN = "Plan for this instead of the project's training setting ("
+SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", min=1, help=_PLAN + "max_seq_length).")]  # noqa: UP007
+BatchOpt = Annotated[int | None, typer.Option("--batch", min=1, help=_PLAN + "batch_size).")]  # noqa: UP007
+MethodOpt = Annotated[
+    str | None,  # noqa: UP007
+    typer.Option("--method", help=_PLAN + "method): lora (16/32-bit base) or qlora (4-bit base, CUDA)."),
+]
+ProjectOpt = Annotated[
+    str | None,  # noqa: UP007
+    typer.Option(
+        "--project",
+        help="Plan with this project's training settings (method, sequence length, batch, LoRA rank), as its Base "
+        "model tab does; default: those a new project starts with.",
+    ),
+]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow a model whose code ships in its repository. Trusted only.")
 ]
-_PLAN = "Plan for this instead of the project's training setting ("
 _COLOUR = {"ok": "green", "warn": "yellow", "error": "red"}
 
 
@@ -28,25 +39,43 @@ def register(root_app: typer.Typer) -> None:
     root_app.add_typer(app, name="models")
 
 
+def _plan(project, seq_len: int | None, batch: int | None, method: str | None) -> dict:
+    """The checks' plan, as every face makes it (CheckRequest.plan): the project's (or a new project's) training
+    settings with the flags given."""
+    from ftstudio.cli.common import overrides
+    from ftstudio.requests import CheckRequest
+
+    flags = overrides({"max_seq_length": seq_len, "batch_size": batch, "method": method}, None)
+    return CheckRequest.build(overrides=flags).plan(project)
+
+
 @app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
-    seq_len: SeqLenOpt = 2048,
-    batch: BatchOpt = 1,
-    method: MethodOpt = "lora",
+    project: ProjectOpt = None,
+    seq_len: SeqLenOpt = None,
+    batch: BatchOpt = None,
+    method: MethodOpt = None,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """List curated base models with a fit verdict for this machine, fastest to try first."""
+    """List curated base models with a fit verdict for this machine, fastest to try first.
+
+    Planned with a project's training settings (--project) or a new project's; --seq-len, --batch and --method plan
+    for other values instead.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from ftstudio.basemodels.checks import catalog_fits
     from ftstudio.basemodels.hardware import detect_hardware
+    from ftstudio.project import Project
 
+    plan = _plan(Project.open(project, root) if project else None, seq_len, batch, method)
     hw = detect_hardware()
-    rows = catalog_fits(hw, seq_len=seq_len, batch=batch, method=method)
+    rows = catalog_fits(hw, **plan)
     data = {
         "hardware": hw.to_dict(),
+        "plan": plan,
         "models": [
             {"id": e.id, "name": e.name, "params_b": e.params, "context": e.context, "license": e.license,
              "architecture": e.architecture, "chat_template": e.chat_template, "bnb_4bit": e.bnb_4bit,
@@ -56,11 +85,12 @@ def models(
             for e, r in rows
         ],
     }  # fmt: skip
-    emit(data, json, lambda: _print_table(hw.describe(), data["models"], seq_len, batch))
+    emit(data, json, lambda: _print_table(hw.describe(), data["models"], plan))
 
 
-def _print_table(machine: str, rows: list[dict], seq_len: int, batch: int) -> None:
-    out.print(f"Base models for this machine: {machine}; planned for {seq_len} tokens × batch {batch}")
+def _print_table(machine: str, rows: list[dict], plan: dict) -> None:
+    out.print(f"Base models for this machine: {machine}; planned for {plan['method']}, {plan['seq_len']} tokens × "
+              f"batch {plan['batch']}, rank {plan['lora_rank']}")  # fmt: skip
     width = max(len(m["id"]) for m in rows) + 2
     for m in rows:
         name = m["id"] + (" (4-bit)" if m["bnb_4bit"] else "")
@@ -76,17 +106,10 @@ def _print_table(machine: str, rows: list[dict], seq_len: int, batch: int) -> No
 @app.command("check")
 def check(
     model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
-    project: Annotated[
-        str | None,  # noqa: UP007
-        typer.Option(
-            "--project",
-            help="Plan with this project's training settings and trust_remote_code, as its Base model tab does; "
-            "default: those a new project starts with.",
-        ),
-    ] = None,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help=_PLAN + "max_seq_length).")] = None,  # noqa: UP007
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help=_PLAN + "batch_size).")] = None,  # noqa: UP007
-    method: Annotated[str | None, typer.Option("--method", help=_PLAN + "method).")] = None,  # noqa: UP007
+    project: ProjectOpt = None,
+    seq_len: SeqLenOpt = None,
+    batch: BatchOpt = None,
+    method: MethodOpt = None,
     trust_remote_code: TrustOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
@@ -94,7 +117,8 @@ def check(
     """Can MODEL be trained and exported here? Reads only config and tokenizer files. Exit 0 for ok or warn.
 
     The same check as `ftstudio.check_model` and the studio's Check button, planned with a project's training
-    settings (--project) or a new project's; --seq-len, --batch and --method plan for other values instead.
+    settings and trust_remote_code (--project) or a new project's; --seq-len, --batch and --method plan for other
+    values instead.
     """
     import ftstudio
     from ftstudio.cli.common import overrides
@@ -128,25 +152,24 @@ def use(
     name: Annotated[str, typer.Argument(help="Project name.")],
     model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
     force: Annotated[bool, typer.Option("--force", help="Save even when the check says error.")] = False,
-    seq_len: Annotated[int | None, typer.Option("--seq-len", min=1, help=_PLAN + "max_seq_length).")] = None,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, help=_PLAN + "batch_size).")] = None,
-    method: Annotated[str | None, typer.Option("--method", help=_PLAN + "method).")] = None,
+    seq_len: SeqLenOpt = None,
+    batch: BatchOpt = None,
+    method: MethodOpt = None,
     trust_remote_code: TrustOpt = False,
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check MODEL, then save it as the project's base model (base_model.model in project.toml).
 
-    The check plans with the project's training settings, as the studio's does, unless told otherwise.
+    The check plans with the project's training settings (method, sequence length, batch, LoRA rank), as
+    `models check --project` and the studio's do; --seq-len, --batch and --method plan for other values instead.
     """
     from ftstudio.basemodels.choice import use_model
     from ftstudio.project import Project
 
     project = Project.open(name, root)
-    train = project.settings().train
-    seq_len, batch, method = seq_len or train.max_seq_length, batch or train.batch_size, method or train.method
-    result = use_model(project, model, force=force, trust_remote_code=trust_remote_code, seq_len=seq_len,
-                       batch=batch, method=method)  # fmt: skip
+    plan = _plan(project, seq_len, batch, method)
+    result = use_model(project, model, force=force, trust_remote_code=trust_remote_code, **plan)
     saved = project.settings().base_model.model
     emit(
         {"project": name, "model": saved, **result.to_dict()},

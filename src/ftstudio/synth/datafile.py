@@ -8,6 +8,7 @@ import shutil
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,10 +179,15 @@ def backup_data(project: Project) -> Path | None:
     return backup
 
 
-def delete_lines(project: Project, lines: list[int]) -> dict[str, Any]:
-    """Delete these 1-based lines of the data; every other line, its provenance included, is kept byte for byte."""
+def delete_lines(project: Project, lines: Sequence[int] | str) -> dict[str, Any]:
+    """Delete these 1-based lines ("3,5-7" as text) of the data; every other line, its provenance included, is kept
+    byte for byte. BadInput for no line or one that is not a number; NotFound for a line the file does not have."""
+    if isinstance(lines, str):
+        lines = review.parse_lines(lines)
     if not lines:
         raise BadInput("no line to delete", hint="give the line numbers, e.g. 3 or 3,5-7")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in lines):
+        raise BadInput(f"lines to delete must be numbers, not {list(lines)!r}", hint='e.g. [3] or "3,5-7"')
     deleted = rewrite_lines(project.sft_data, dict.fromkeys(lines))
     return {"deleted": deleted, "lines": sorted(set(lines)), "data": str(project.sft_data)}
 

@@ -15,13 +15,10 @@ CATALOG_COLUMNS = ["model", "size (B)", "context", "licence", "verdict", "why"]
 
 
 def _plan(project) -> dict:
-    """What the checks plan for: the project's own training settings (sequence length, batch, method)."""
-    train = project.settings().train
-    plan = {"method": train.method}
-    for key, field in (("seq_len", "max_seq_length"), ("batch", "batch_size")):
-        if hasattr(train, field):
-            plan[key] = getattr(train, field)
-    return plan
+    """What the checks plan for: the project's training settings, as on every face (CheckRequest.plan)."""
+    from ftstudio.requests import CheckRequest
+
+    return CheckRequest.build().plan(project)
 
 
 def catalog_rows(plan: dict) -> list[list]:

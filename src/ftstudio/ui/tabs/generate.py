@@ -184,6 +184,7 @@ def build(ctx) -> None:
         interactive=True,
         wrap=True,
         max_height=400,
+        elem_id="data-table",
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")

@@ -60,3 +60,18 @@ def test_the_loss_plot_axes_reach_beyond_every_point():
     assert low < 7.1 and high > 7.36  # the last step's eval point is not on the clipping edge
     flat = plot_limits(frame.assign(loss=2.0))
     assert flat["y_lim"][0] < 2.0 < flat["y_lim"][1]
+
+
+def test_a_run_the_documents_cannot_fill_reads_partly_done_in_the_tabs_own_words():
+    from ftstudio.synth.state import STOP_REASONS
+    from ftstudio.ui.tabs.generate import result_summary
+
+    why, hint = STOP_REASONS["exhausted"]
+    result = {"status": "stopped", "stop_reason": "exhausted", "written": 57, "target": 100, "partial": True,
+              "stopped_because": why, "to_get_more": hint, "dropped": {"duplicate": 40}, "requests": 60,
+              "retries": 0, "failures": 0, "tokens": {"in": 1, "out": 2}, "cost_usd": 0}  # fmt: skip
+    shown = result_summary(result)
+    assert shown.startswith("**Partly done**: wrote **57** of 100 pairs (kept in the data below); stopped because "
+                            "the documents gave no more new pairs")  # fmt: skip
+    assert "fewer *Pairs*" in shown and "*Topic*" in shown and "--" not in shown
+    assert result_summary({**result, "status": "done", "written": 100}).startswith("Wrote **100** of 100 pairs ·")

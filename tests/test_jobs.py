@@ -207,6 +207,8 @@ def test_save_stores_the_overrides_after_the_run_checked_them(workspace, project
          {"only_accepted": False, "set_": ["dropout=0.1"], "save": True}),
         (EvalSetRequest(make_eval=3, fresh=True, overrides={"per_chunk": 3}),
          {"make_eval": 3, "fresh": True, "set_": ["per_chunk=3"]}),
+        (EvalSetRequest(make_eval=2, provider="ollama", model="qwen2:7b", base_url="http://127.0.0.1:9", save=True),
+         {"make_eval": 2, "provider": "ollama", "model": "qwen2:7b", "base_url": "http://127.0.0.1:9", "save": True}),
         (EvaluateRequest(run="r1", overrides={"judge_model": "judge:1b"}), {"run": "r1", "judge_model": "judge:1b"}),
     ],
 )  # fmt: skip

@@ -88,6 +88,9 @@ class GenerateResult:
     cost_usd: float
     seconds: float
     data: str
+    partial: bool = False  # it wrote pairs and stopped short for a stated reason (not cancelled): exit code 1
+    stopped_because: str | None = None  # the reason in words, when it stopped short
+    to_get_more: str | None = None  # what would give more pairs
     extra: dict[str, Any] = field(default_factory=dict)  # mode, topic, provider, model
 
     @classmethod
@@ -271,12 +274,13 @@ def make_eval_set(
     cancel: threading.Event | None = None,
     **values: Any,
 ) -> EvalSetResult:
-    """Have the project's helper write the frozen eval set (data/eval_set.jsonl; see ftstudio.synth.evalset)."""
+    """Have the project's helper (or the request's, for this run) write the frozen eval set (data/eval_set.jsonl;
+    see ftstudio.synth.evalset). With `save`, the request's settings and helper are stored once the set is written."""
     from ftstudio.synth.evalset import make_eval_set as run
 
     request = request_of(EvalSetRequest, request, values)
-    result = run(project, project.settings().synth, request.resolve(project), request.make_eval, fresh=request.fresh,
-                 max_cost=request.max_cost, progress=watched(progress, cancel))  # fmt: skip
+    result = run(project, request.helper_settings(project), request.resolve(project), request.make_eval,
+                 fresh=request.fresh, max_cost=request.max_cost, progress=watched(progress, cancel))  # fmt: skip
     request.store(project)
     return result
 

@@ -24,7 +24,7 @@ from ftstudio.export.settings import ExportSettings
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.knowledge.store import MAX_K
 from ftstudio.settings import EvalSettings, settings_errors
-from ftstudio.synth.settings import SynthSettings
+from ftstudio.synth.settings import ProviderName, SynthSettings
 from ftstudio.train.settings import TrainSettings
 
 
@@ -266,18 +266,37 @@ def _helper_problems(project) -> list[str]:
 
 
 class EvalSetRequest(Request):
-    """Make the frozen eval set (data/eval_set.jsonl) with the project's helper: `ftstudio data NAME --make-eval N`."""
+    """Make the frozen eval set (data/eval_set.jsonl) with the project's helper, or the one named here for this run:
+    `ftstudio data NAME --make-eval N [--provider P] [--model M] [--base-url URL]`. The overrides are `[eval]`
+    settings; with `save`, they and the helper named here are stored once the set is written."""
 
     command: ClassVar[str] = "data"
     section: ClassVar[str | None] = "eval"
     settings_model: ClassVar[type[BaseModel] | None] = EvalSettings
+    helper_fields: ClassVar[tuple[str, ...]] = ("provider", "model", "base_url")  # [synth] settings of this run
 
     make_eval: int = Field(..., ge=1, description="Eval questions the helper writes into data/eval_set.jsonl.")
     fresh: bool = Field(False, description="Replace an existing eval set.")
     max_cost: float | None = Field(None, gt=0, description="Stop before spending more USD; empty: no limit.")
+    provider: ProviderName | None = Field(None, description="Helper provider for this run; default: synth.provider.")
+    model: str | None = Field(None, description="Helper model for this run; default: synth.model.")
+    base_url: str | None = Field(None, description="Helper address for this run; default: synth.base_url.")
+
+    def helper(self) -> dict[str, Any]:
+        """The helper settings this request names (the rest come from the project's `[synth]`)."""
+        return {n: getattr(self, n) for n in self.helper_fields if getattr(self, n) is not None}
+
+    def helper_settings(self, project) -> SynthSettings:
+        """The project's `[synth]` settings with this run's helper applied."""
+        return project.settings().synth.model_copy(update=self.helper())
 
     def problems(self, project, settings: EvalSettings) -> list[str]:
-        return _helper_problems(project)
+        return [] if self.helper_settings(project).model else _helper_problems(project)
+
+    def store(self, project) -> None:
+        super().store(project)
+        if self.save and self.helper():
+            project.update_settings("synth", **self.helper())
 
 
 class EvaluateRequest(Request):

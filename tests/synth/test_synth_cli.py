@@ -23,6 +23,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_a_run_the_documents_cannot_fill_is_partly_done_exit_1(cli, grounded):
+    """Asked for more pairs than the documents give: what was written is kept, and the CLI says it is partly done
+    (the contract's exit code 1), why it stopped and what gives more."""
+    project, _ = grounded
+
+    class Repeating(OllamaServer):
+        def answer_text(self, prompt, fault):
+            same = {"question": "Which river flows through the valley?", "answer": "The river flows through it."}
+            return json.dumps({"pairs": [same]})
+
+    with Repeating() as server:
+        result = cli("generate", "demo", "--provider", "ollama", "--base-url", server.url, "--model", "llama3:8b",
+                     "--pairs", "30", "--concurrency", "2", "--set", "grounding_threshold=0", "--json")  # fmt: skip
+    assert result.code == 1, result.stderr
+    summary = result.json()
+    assert summary["partial"] and summary["written"] == 1 and summary["stop_reason"] == "exhausted"
+    assert "partly done: wrote 1 of 30 pairs" in result.stderr
+    assert "stopped because the documents gave no more new pairs" in result.stderr and "--topic" in result.stderr
+    assert len(project.sft_data.read_text().splitlines()) == 1
+
+
 def test_generate_json_summary_and_human_output(cli, grounded, ollama_server):
     project, _ = grounded
     args = ("generate", "demo", "--provider", "ollama", "--base-url", ollama_server.url, "--model", "llama3:8b")

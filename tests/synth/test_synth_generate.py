@@ -139,6 +139,9 @@ def test_a_helper_that_only_repeats_itself_stops_as_exhausted(grounded):
         summary = generate(project, settings(server, concurrency=2, grounding_threshold=0), 50)
     assert summary["status"] == "stopped" and summary["stop_reason"] == "exhausted" and summary["written"] == 1
     assert summary["dropped"]["duplicate"] >= 20
+    # It wrote a pair and the documents gave no more: partly done, in words every face shows.
+    assert summary["partial"] and summary["stopped_because"].startswith("the documents gave no more new pairs")
+    assert "--topic" in summary["to_get_more"]
 
 
 def test_a_server_without_json_schema_is_asked_once_then_in_its_own_form_for_the_whole_run(grounded):

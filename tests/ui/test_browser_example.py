@@ -6,6 +6,7 @@ offline rule-based one (issue 14), so a first run needs no helper model at all."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,14 +56,17 @@ def test_generate_with_the_defaults_shown_succeeds_and_its_summary_stays(page, e
     written = state.result["written"]
     assert written > 0
     status = page.locator("#generate-status")
-    expect(status).to_contain_text(f"Wrote {written} of 100 pairs")
+    expect(status).to_contain_text(re.compile(f"[Ww]rote {written} of 100 pairs"))
     expect(status).to_contain_text("dropped: ")
-    if state.status == "partial":
-        expect(status).to_contain_text("stopped: the documents gave no new pairs")
+    if state.status == "partial":  # partly done, said plainly, with what gives more in this tab's own words
+        expect(status).to_contain_text("Partly done")
+        expect(status).to_contain_text("stopped because the documents gave no more new pairs")
+        expect(status).to_contain_text("fewer Pairs")
+        expect(status).not_to_contain_text("--pairs")
     expect(status).to_contain_text("cost $0.0000")
     expect(page.locator("#data-summary")).to_contain_text(f"{before + written} examples")
     page.wait_for_timeout(2500)  # two timer ticks later, the summary is still there
-    expect(status).to_contain_text(f"Wrote {written} of 100 pairs")
+    expect(status).to_contain_text(re.compile(f"[Ww]rote {written} of 100 pairs"))
     shot(page, "generate")
 
 
@@ -71,10 +75,50 @@ def test_generate_without_a_helper_model_is_refused_in_the_form(page, example_st
     model = page.locator("#helper-model input")
     model.fill("")
     model.press("Tab")
+    # An emptied box stays empty (none chosen) when the user looks at another tab and comes back.
+    page.get_by_role("tab", name="4 Train").click()
+    page.get_by_role("tab", name="3 Generate").click()
+    page.wait_for_timeout(1500)
+    expect(model).to_have_value("")
     page.get_by_role("button", name="Generate", exact=True).click()
-    expect(page.get_by_text("model: no helper model chosen")).to_be_visible()
+    refusal = page.get_by_text("model: no helper model chosen")
+    expect(refusal).to_be_visible()
+    expect(refusal).to_contain_text("Helper model")  # the hint names this tab's field, not the CLI's --model
+    expect(refusal).not_to_contain_text("--model")
     jobs = list((example_studio.root / "projects/example/jobs").glob("*-generate-*.json"))
     assert len(jobs) == 1  # no second job was started
+
+
+def test_generate_with_the_defaults_against_ollama_succeeds(page, example_studio, helper):
+    """The same first click with an Ollama helper (the test's Ollama protocol server, reached through OLLAMA_HOST):
+    choosing the provider offers its models, and Generate with every other box at its default succeeds."""
+    page.get_by_role("tab", name="3 Generate").click()
+    page.get_by_role("combobox", name="Provider").click()
+    page.get_by_role("option", name="ollama", exact=True).click()
+    expect(page.locator("#helper-model input")).to_have_value("llama3:8b")
+    expect(page.locator("#helper-list-note")).to_contain_text("chose llama3:8b")
+    expect(number_box(page, "generate-pairs")).to_have_value("")
+    expect(page.locator("#generate-preview textarea, #generate-preview input").first).to_have_value(
+        "ftstudio generate example --provider=ollama --model=llama3:8b --save --root " + str(example_studio.root)
+    )
+    asked = len(helper.chat_requests())
+    jobs = example_studio.root / "projects/example/jobs"
+    earlier = len(list(jobs.glob("*-generate-*.json")))
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.get_by_text("Started generate job")).to_be_visible()
+    assert len(list(jobs.glob("*-generate-*.json"))) == earlier + 1
+    state = example_studio.wait_job("example", "generate", timeout=300)
+    assert "--provider=ollama" in state.cli and state.status in ("done", "partial"), state.error
+    assert len(helper.chat_requests()) > asked  # the Ollama server wrote them
+    status = page.locator("#generate-status")
+    expect(status).to_contain_text(f"Wrote {state.result['written']} of {state.result['target']} pairs"
+                                   if state.status == "done" else "Partly done")  # fmt: skip
+    data = example_studio.root / "projects/example/data/sft_data.jsonl"
+    expect(page.locator("#data-summary")).to_contain_text(f"{len(data.read_text().splitlines())} examples")
+    # What the form changed is the project's now, stored by the job once the helper answered.
+    toml = (example_studio.root / "projects/example/project.toml").read_text()
+    assert 'provider = "ollama"' in toml and 'model = "llama3:8b"' in toml
+    shot(page, "generate-ollama")
 
 
 def test_own_jsonl_is_appended_or_replaced_as_chosen(page, example_studio, tmp_path):
@@ -93,6 +137,16 @@ def test_own_jsonl_is_appended_or_replaced_as_chosen(page, example_studio, tmp_p
     assert len(data.read_text().splitlines()) == 3
     backups = list(data.parent.glob("sft_data.*.bak.jsonl"))
     assert len(backups) == 1 and len(backups[0].read_text().splitlines()) == before + 3
+    # Editing a cell keeps the line's meta (here: where it was imported from) and counts it as accepted.
+    page.locator("#data-table [role=gridcell]", has_text="Answer number 0.").first.dblclick()
+    editor = page.locator("#data-table").get_by_label("Edit cell")
+    editor.fill("Answer number zero.")
+    editor.press("Enter")
+    page.get_by_role("button", name="Save edits").click()
+    expect(page.get_by_text("Saved 1 edited lines.")).to_be_visible()
+    first = json.loads(data.read_text().splitlines()[0])
+    assert first["output"] == "Answer number zero." and first["meta"]["imported_from"]
+    assert first["meta"]["review"] == "accepted"
 
 
 def test_train_shows_what_is_set_and_empty_boxes_name_their_default(page, example_studio):
@@ -122,4 +176,5 @@ def test_switching_project_leaves_nothing_of_the_last_one(page, example_studio):
     expect(page.locator("#knowledge-docs")).not_to_contain_text("sourdough.md")
     page.get_by_role("tab", name="3 Generate").click()
     expect(page.locator("#data-summary")).to_contain_text("No training data yet")
+    assert "Traceback" not in (example_studio.root / "ui.log").read_text()  # the switch raised nothing
     shot(page, "switched")

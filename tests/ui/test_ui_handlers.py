@@ -191,6 +191,17 @@ def test_review_and_the_eval_set_from_the_generate_tab(client, studio, project):
     project.update_settings("eval", max_new_tokens=8, passages=2)  # short answers keep the card quick
     refused = client.predict("lights", "ollama", "", "", "", 3, False, 0.3, 0.3, 2, api_name="/make_eval_set")
     assert "Helper model" in refused and not project.eval_set.exists()
+    # The helper shown is this run's: a job whose helper cannot be reached stores nothing (the one save rule).
+    before = project.settings().synth
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    started = client.predict("lights", "ollama", dead, "qwen2:7b", "", 3, False, 0.4, 0.34, 2,
+                             api_name="/make_eval_set")  # fmt: skip
+    assert started.startswith("Started data job"), started
+    failed = studio.wait_job("lights", "data")
+    assert failed.status == "failed" and dead in failed.cli and "--save" in failed.cli
+    assert project.settings().synth == before and not project.eval_set.exists()
     with OllamaServer(models=["qwen2:7b"]) as server:
         # 3 questions: held-out share 0.4 → 1, paraphrase share 0.34 → 1, seen 1 (the shares saved in [eval]).
         started = client.predict("lights", "ollama", server.url, "qwen2:7b", "", 3, False, 0.4, 0.34, 2,

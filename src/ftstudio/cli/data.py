@@ -8,6 +8,11 @@ import typer
 
 from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides
 from ftstudio.requests import EvalSetRequest
+from ftstudio.synth.settings import ProviderName
+
+
+def _eval_help(field: str) -> str:
+    return "With --make-eval: " + (EvalSetRequest.model_fields[field].description or "")
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +52,9 @@ def data(
     ] = None,
     fresh: Annotated[bool, typer.Option(help="With --make-eval: replace an existing eval set.")] = False,
     max_cost: Annotated[float | None, typer.Option(help="With --make-eval: stop before spending more USD.")] = None,  # noqa: UP007
+    provider: Annotated[ProviderName | None, typer.Option(help=_eval_help("provider"))] = None,  # noqa: UP007
+    model: Annotated[str | None, typer.Option(help=_eval_help("model"))] = None,  # noqa: UP007
+    base_url: Annotated[str | None, typer.Option(help=_eval_help("base_url"))] = None,  # noqa: UP007
     set_: SetOpt = None,
     save: SaveOpt = False,
     root: RootOpt = None,
@@ -55,17 +63,19 @@ def data(
     """Validate data/sft_data.jsonl (bad lines by number, exit 1 if any) and show statistics and review counts.
 
     --accept/--reject/--edit review pairs (training skips rejected ones; train.only_accepted limits it to accepted
-    ones). --make-eval N writes the frozen eval set with the project's helper (synth.provider/model); the API key
-    comes from the environment. With it, --set KEY=VALUE changes an [eval] setting (held_out_share, per_chunk, ...)
-    for this run; --save also stores it in project.toml, once the eval set was written.
+    ones). --make-eval N writes the frozen eval set with the project's helper (synth.provider/model), or with the
+    one --provider/--model/--base-url name for this run; the API key comes from the environment. With it,
+    --set KEY=VALUE changes an eval setting (held_out_share, per_chunk, ...) for this run; --save also stores it,
+    and the helper named, in project.toml, once the eval set was written.
     """
     from ftstudio.project import Project
     from ftstudio.synth import datafile
 
     project = Project.open(name, root)
     if make_eval is not None:
-        request = EvalSetRequest.build(make_eval=make_eval, fresh=fresh, max_cost=max_cost,
-                                       overrides=overrides({}, set_), save=save)  # fmt: skip
+        request = EvalSetRequest.build(make_eval=make_eval, fresh=fresh, max_cost=max_cost, provider=provider,
+                                       model=model, base_url=base_url, overrides=overrides({}, set_),
+                                       save=save)  # fmt: skip
         return _make_eval(project, request, json)
     if accept or reject or edit is not None:
         return _review(project, accept, reject, edit, question, answer, json)

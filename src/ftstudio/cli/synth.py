@@ -112,17 +112,17 @@ def generate(
     emit(summary, json, lambda: _render(summary))
     if summary["status"] != "done":
         reason = summary["stop_reason"]
-        why = _STOPPED.get(reason, "").format(dropped=_dropped(summary))
-        err.print(f"stopped ({reason}) after {summary['written']} of {summary['target']} pairs{why}; "
-                  f"`ftstudio generate {name}` resumes the run", markup=False, soft_wrap=True)  # fmt: skip
-        raise typer.Exit(130 if reason == "cancelled" else 1)
-
-
-_STOPPED = {
-    "exhausted": ": the helper's last replies gave no new pair (dropped: {dropped}); a stronger helper model, "
-    "more documents, or looser filters in [synth] of project.toml may help",
-    "max_cost": ": the next requests could go over --max-cost",
-}
+        resume = f"`ftstudio generate {name}` resumes the run"
+        if reason == "cancelled":
+            err.print(f"stopped after {summary['written']} of {summary['target']} pairs; {resume}", markup=False)
+            raise typer.Exit(130)
+        done = "partly done: wrote" if summary["partial"] else "wrote"
+        hint = summary["to_get_more"] or ""
+        err.print(f"{done} {summary['written']} of {summary['target']} pairs, kept in {summary['data']}; stopped "
+                  f"because {summary['stopped_because']} (dropped: {_dropped(summary)}). "
+                  f"{hint[:1].upper() + hint[1:]}; {resume}.",
+                  markup=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1)  # partly done (the contract's 1): what was written is kept, why it stopped is named
 
 
 def _dropped(s: dict) -> str:

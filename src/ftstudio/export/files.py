@@ -54,13 +54,29 @@ def check_disk(folder: Path, needed: int, what: str) -> None:
         )
 
 
+ARCHIVES = ".archives"  # beside the exports, hidden: a download copy, not an export of its own
+
+
+def downloads(exports: Path) -> list[Path]:
+    """What to download from `exports/`: each file itself, each export folder as one .zip (`folder_archive`).
+    Archives whose folder is gone are deleted, so `exports/.archives/` holds one zip per export folder at most."""
+    if not exports.is_dir():
+        return []
+    entries = sorted(e for e in exports.iterdir() if not e.name.startswith("."))
+    folders = {e.name for e in entries if e.is_dir()}
+    for stale in (exports / ARCHIVES).glob("*.zip"):
+        if stale.stem not in folders:
+            stale.unlink(missing_ok=True)
+    return [folder_archive(e) if e.is_dir() else e for e in entries]
+
+
 def folder_archive(folder: Path) -> Path:
     """One .zip of an export folder (a merged model, an adapter), for a single download: kept in
-    `exports/.archives/` and made again only when a file of the folder is newer. Stored, not compressed: safetensors
-    do not shrink, and storing is as fast as copying. Written whole or not at all."""
+    `exports/.archives/<folder>.zip` and made again only when a file of the folder is newer. Stored, not compressed:
+    safetensors do not shrink, and storing is as fast as copying. Written whole or not at all."""
     import zipfile
 
-    archive = folder.parent / ".archives" / f"{folder.name}.zip"
+    archive = folder.parent / ARCHIVES / f"{folder.name}.zip"
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     newest = max((p.stat().st_mtime for p in files), default=0.0)
     if archive.is_file() and archive.stat().st_mtime >= newest:

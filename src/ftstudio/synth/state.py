@@ -249,7 +249,24 @@ class RunState:
         return dict(self.conn.execute("SELECT chunk_id, uses FROM chunk_use").fetchall())
 
 
+# Why a run stopped short of its target, and what gives more: one wording for the CLI, the studio and --json.
+# A run that wrote pairs and stopped for one of these is partly done (the CLI's exit code 1); what it wrote is kept.
+STOP_REASONS: dict[str, tuple[str, str]] = {
+    "exhausted": (
+        "the documents gave no more new pairs (the helper's last replies were all duplicates or filtered out)",
+        "add documents or a --topic, or ask for fewer --pairs; a stronger helper model or looser filters in "
+        "[synth] may find more",
+    ),
+    "max_cost": ("the next requests could go over the cost limit", "raise --max-cost to write more"),
+    "cancelled": ("stopped by request", "run it again to resume"),
+}
+
+
 def run_summary(run: RunRecord) -> dict[str, Any]:
+    short = run.status != "done"
+    why, hint = STOP_REASONS.get(run.stop_reason or "", (run.stop_reason, None)) if short else (None, None)
+    if run.stop_reason == "exhausted" and short and not run.written:
+        why = "none of the helper's replies gave a usable pair (each was a duplicate or filtered out)"
     return {
         "run": run.id,
         "status": run.status,
@@ -266,4 +283,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "failures": run.failures,
         "tokens": {"in": run.tokens_in, "out": run.tokens_out},
         "cost_usd": round(run.cost_usd, 6),
+        "partial": run.status == "stopped" and run.stop_reason != "cancelled" and run.written > 0,
+        "stopped_because": why,
+        "to_get_more": hint,
     }

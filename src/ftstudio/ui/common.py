@@ -21,7 +21,7 @@ import annotated_types
 import gradio as gr
 from pydantic import BaseModel
 
-from ftstudio.errors import FtError
+from ftstudio.errors import FtError, error_message
 from ftstudio.jobs import JobRegistry, JobState, request_line
 from ftstudio.project import Project
 from ftstudio.requests import Request
@@ -291,7 +291,9 @@ def job_summary(registry: JobRegistry, state: JobState | None, result_summary=No
         lines.append("Stopping: the job is saving what it finished…")
     if not state.running and result_summary is not None and (shown := result_summary(state.result)):
         lines.append(shown)
-    if state.error:
+    if state.error and error_message(state.result) is not None:  # the command's own message: fields, not flags
+        lines.append("⚠ " + as_fields(html.escape(state.error.strip())).replace("\n", "<br>"))
+    elif state.error:  # a log tail (a crash): as it was written
         lines.append(f"```\n{state.error.strip()}\n```")
     return "\n\n".join(lines)
 

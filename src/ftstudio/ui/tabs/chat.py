@@ -3,6 +3,7 @@ with passages retrieved from the knowledge store put before the question."""
 
 from __future__ import annotations
 
+import html
 import threading
 
 import gradio as gr
@@ -29,16 +30,31 @@ def chat_model(project, run_id: str | None):
         return _loaded[key]
 
 
+def shown(text: str) -> str:
+    """Text as the chat shows it: Gradio's Chatbot puts a message in the page as HTML even with Markdown off, so
+    `<b>` would turn bold; escaped (line breaks kept), a model's text reads exactly as it wrote it."""
+    return html.escape(text).replace("\n", "<br>")
+
+
+def _typed(text: str) -> str:
+    return html.unescape(text.replace("<br>", "\n"))
+
+
 def _plain(messages: list) -> list[dict[str, str]]:
-    """Chatbot history as plain {role, content} turns (Gradio 6 hands content back as a list of parts)."""
+    """Chatbot history as plain {role, content} turns, as they were typed and written (Gradio 6 hands content back
+    as a list of parts, in the escaped form `shown` gave it)."""
     turns = []
     for m in messages:
         content = m.get("content")
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         if m.get("role") in ("user", "assistant") and isinstance(content, str):
-            turns.append({"role": m["role"], "content": content})
+            turns.append({"role": m["role"], "content": _typed(content)})
     return turns
+
+
+def _history(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"role": t["role"], "content": shown(t["content"])} for t in turns]
 
 
 def build(ctx) -> None:
@@ -55,9 +71,12 @@ def build(ctx) -> None:
             info="0: the question alone",
         )
     with gr.Row():
-        # Model text is shown as text: `~~` or `#` in an answer must not become Markdown.
-        tuned = gr.Chatbot(label="Fine-tuned", height=360, elem_id="chat-tuned", render_markdown=False)
-        base = gr.Chatbot(label="Base model", height=360, elem_id="chat-base", render_markdown=False)
+        # Model text is shown as text: `~~`, `#`, `$$` or `<b>` in an answer must not become Markdown, math or HTML
+        # (the messages are escaped by `shown`).
+        tuned = gr.Chatbot(label="Fine-tuned", height=360, elem_id="chat-tuned", render_markdown=False,
+                           latex_delimiters=[])  # fmt: skip
+        base = gr.Chatbot(label="Base model", height=360, elem_id="chat-base", render_markdown=False,
+                          latex_delimiters=[])  # fmt: skip
     with gr.Row():
         question = gr.Textbox(label="Your message", placeholder="Ask about your documents", scale=5)
         send = gr.Button("Send", variant="primary", scale=1)
@@ -89,16 +108,16 @@ def build(ctx) -> None:
         prompt, found = with_passages(project, message, int(k or 0))
         sources = ("Passages from: " + "; ".join(found)) if found else ("No passage matched." if k else "")
         tuned_before, base_before = _plain(tuned_history), _plain(base_history)
-        tuned_history = [*tuned_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        base_history = [*base_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        tuned_turns = [*tuned_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        base_turns = [*base_before, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         with _using:
             for piece in model.stream([*tuned_before, {"role": "user", "content": prompt}]):
-                tuned_history[-1]["content"] += piece
-                yield tuned_history, base_history, sources, ""
+                tuned_turns[-1]["content"] += piece
+                yield _history(tuned_turns), _history(base_turns), sources, ""
             with model.model.disable_adapter():
                 for piece in model.stream([*base_before, {"role": "user", "content": prompt}]):
-                    base_history[-1]["content"] += piece
-                    yield tuned_history, base_history, sources, ""
+                    base_turns[-1]["content"] += piece
+                    yield _history(tuned_turns), _history(base_turns), sources, ""
 
     def clear(project_name):
         """Nothing of another project stays on screen: its conversation and passages go."""

@@ -41,7 +41,10 @@ def export_files(project) -> list:
     folder = project.exports_dir
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.parts))
+    # Hidden entries (the download archives, a GGUF export's work folder) are not exports: judged inside exports/
+    # only, so a workspace under a dotted folder (~/.ftstudio) still lists its files.
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(x.startswith(".") for x in p.relative_to(folder).parts))  # fmt: skip
 
 
 def field_names() -> list[str]:
@@ -82,17 +85,9 @@ def check_rows(result) -> list[list]:
 
 def download_paths(project) -> list[str]:
     """What to download: each file in exports/ itself, each export folder (merged model, adapter) as one .zip."""
-    from ftstudio.export.files import folder_archive
+    from ftstudio.export.files import downloads
 
-    folder = project.exports_dir
-    if not folder.is_dir():
-        return []
-    found = []
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        found.append(str(folder_archive(entry) if entry.is_dir() else entry))
-    return found
+    return [str(p) for p in downloads(project.exports_dir)]
 
 
 def ollama_command(model_name: str, modelfile) -> str:
@@ -133,6 +128,9 @@ def build(ctx) -> None:
         reload_files = gr.Button("Refresh", size="sm", scale=0)
     table = gr.Dataframe(headers=FILE_COLUMNS, label="In exports/", interactive=False, elem_id="export-table")
     downloads = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="export-downloads")
+    gr.Markdown("An export folder (a merged model, an adapter) downloads as one zip, kept beside it in "
+                "`exports/.archives/`: made again when the folder changes, deleted when the folder is.",
+                elem_id="export-archive-note")  # fmt: skip
     modelfile = gr.Code(label="Ollama Modelfile (newest)", lines=8)
     ollama_cmd = cli_box("Install into Ollama yourself")
 

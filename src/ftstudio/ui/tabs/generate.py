@@ -23,6 +23,7 @@ from ftstudio.synth import datafile, evalset, review
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.ui.common import (
     JobPanel,
+    as_fields,
     cli_box,
     command_preview,
     describe,
@@ -30,7 +31,6 @@ from ftstudio.ui.common import (
     number_text,
     open_project,
     request_widget,
-    save_section,
     shown_values,
     start_request,
     store_uploads,
@@ -45,11 +45,6 @@ MAIN_FIELDS = ("concurrency", "pairs_per_chunk", "temperature")
 EVAL_FIELDS = ("held_out_share", "paraphrase_share", "per_chunk")  # the eval set's; the card's are in the Train tab
 RUN_OPTIONS = ("pairs", "topic", "max_cost")  # options of the command itself, not project settings
 DATA_COLUMNS = ["line", "question", "answer", "review", "kind"]
-STOP_REASONS = {
-    "exhausted": "the documents gave no new pairs (every chunk was used; add documents or a topic for more)",
-    "max_cost": "Max cost reached",
-    "cancelled": "stopped by you; Generate again resumes",
-}
 KEY_ENVS = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
@@ -190,6 +185,7 @@ def build(ctx) -> None:
         interactive=True,
         wrap=True,
         max_height=400,
+        elem_id="data-table",
     )
     with gr.Row():
         save_edits = gr.Button("Save edits")
@@ -262,19 +258,16 @@ def build(ctx) -> None:
             *shown_values(EvalSettings, project.settings().eval, EVAL_FIELDS),
         ]  # fmt: skip
 
-    def on_open(project_name, provider_name, url, model_name):
-        """Opening the tab: the data as it is now, and a helper model if none is chosen; the form stays as typed."""
+    def on_open(project_name):
+        """Opening the tab: the data as it is now. The form stays as typed, an emptied Helper model box too (the
+        project's helper fills it when the page loads or the project changes, not on every visit)."""
         if not project_name:
-            return [gr.update()] * 6
-        project = open_project(root, project_name)
-        saved = project.settings().synth
-        if model_name:
-            choice = [gr.update(), gr.update()]
-        elif saved.model:  # the form is not filled yet (the page is loading): the project's own helper
-            choice = list(offered(saved.provider, saved.base_url, saved.model))
-        else:
-            choice = list(offered(provider_name, url or None, None))
-        return [*choice, *data_view(project)]
+            return [gr.update()] * 4
+        return data_view(open_project(root, project_name))
+
+    def other_provider(provider_name, url):
+        """A model name belongs to its provider: choosing another provider offers that one's models."""
+        return offered(provider_name, url or None, None)
 
     def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
         project = open_project(root, project_name)
@@ -290,27 +283,32 @@ def build(ctx) -> None:
             env[variable] = key
         return start_request(registry, project_name, request, env=env)
 
+    def eval_request(project, provider_name, url, model_name, count, fresh, shares) -> EvalSetRequest:
+        """The eval set's request: the shares shown as `[eval]` overrides, and the helper shown as this run's helper
+        where it differs from `[synth]`; what the form changed is saved by the job once the set is written, as a
+        Generate run saves its settings (the one save rule: nothing is stored before the job's checks pass)."""
+        saved = project.settings().synth
+        shown = {"provider": provider_name, "model": model_name or None, "base_url": url or None}
+        helper = {k: v for k, v in shown.items() if v is not None and v != getattr(saved, k)}
+        request = form_request(EvalSetRequest, project, dict(zip(EVAL_FIELDS, shares, strict=True)),
+                               make_eval=count, fresh=bool(fresh), **helper)  # fmt: skip
+        return request.model_copy(update={"save": True}) if helper else request
+
     def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *shares):
-        """The eval set is written by the project's helper: the connection shown here is stored in [synth] when the
-        job may start (the request checked, no job in the way), so the job and later runs use the same helper. The
-        eval settings shown are the request's (changed ones stored by the job once the set is written)."""
+        """The eval set is written by the helper shown here (the project's unless changed), as a job."""
         if not model_name:
-            return "⚠ Not started: Helper model: choose one (Refresh list, then pick it)."
+            return "⚠ Not started: *Helper model*: choose one (Refresh list, then pick it)."
         project = open_project(root, project_name)
         try:
-            request = form_request(EvalSetRequest, project, dict(zip(EVAL_FIELDS, shares, strict=True)),
-                                   make_eval=count, fresh=bool(fresh))  # fmt: skip
+            request = eval_request(project, provider_name, url, model_name, count, fresh, shares)
         except FtError as exc:
             return f"⚠ Not started: {describe(exc)}"
-        if (reason := registry.conflict(project_name, request.command)) is not None:
-            return f"⚠ Not started: {reason}"
         env = {}
         if key:
             variable = key_env(provider_name)
             if variable is None:
                 return f"⚠ Not started: the {provider_name} provider takes no API key; clear the API key field."
             env[variable] = key
-        save_section(project, "synth", SynthSettings, {"provider": provider_name, "base_url": url, "model": model_name})
         return start_request(registry, project_name, request, env=env)
 
     def _guard(project_name) -> str | None:
@@ -389,8 +387,8 @@ def build(ctx) -> None:
     outputs = [*inputs, provider, base_url, model, listed, summary, table, download, eval_note, *eval_inputs]
     ctx.project.change(load, [ctx.project], outputs)
     ctx.demo.load(load, [ctx.project], outputs)
-    ctx.tab.select(on_open, [ctx.project, provider, base_url, model],
-                   [model, listed, summary, table, download, eval_note])  # fmt: skip
+    ctx.tab.select(on_open, [ctx.project], [summary, table, download, eval_note])
+    provider.input(other_provider, [provider, base_url], [model, listed])
     refresh.click(refresh_models, [provider, base_url, api_key], [model, listed], api_name="helper_models")
     start.click(
         run_generate,
@@ -423,15 +421,20 @@ def build(ctx) -> None:
 
 
 def result_summary(result) -> str:
-    """What a finished generation wrote, dropped (and why) and cost: shown until the next job."""
+    """What a finished generation wrote, dropped (and why) and cost: shown until the next job. A run that wrote
+    pairs and stopped because the documents gave no more says it is partly done, plainly."""
     if not isinstance(result, dict) or "written" not in result:
         return ""
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.get("dropped", {}).items())) or "none"
     tokens = result.get("tokens") or {}
-    why = STOP_REASONS.get(result.get("stop_reason"), result.get("stop_reason"))
-    stopped = f" · stopped: {why}" if result.get("status") != "done" and why else ""
+    wrote = f"Wrote **{result['written']}** of {result.get('target')} pairs"
+    if result.get("status") != "done" and result.get("stopped_because"):
+        wrote = ("**Partly done**: w" if result.get("partial") else "W") + wrote[1:]
+        wrote += f" (kept in the data below); stopped because {result['stopped_because']}"
+        if result.get("to_get_more"):
+            wrote += f". To get more: {as_fields(result['to_get_more'])}"
     return (
-        f"Wrote **{result['written']}** of {result.get('target')} pairs{stopped} · dropped: {dropped} · "
+        f"{wrote} · dropped: {dropped} · "
         f"{result.get('requests')} requests ({result.get('retries')} retries, {result.get('failures')} failed) · "
         f"tokens {tokens.get('in')} in / {tokens.get('out')} out · cost ${result.get('cost_usd', 0):.4f}"
     )

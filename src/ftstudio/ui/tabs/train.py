@@ -106,7 +106,17 @@ def plot_update(project, run_id: str | None):
         return gr.update(value=None, title="Loss")
     steps = int(frame.loc[frame["series"] == "train", "step"].max()) if len(frame) else 0
     title = f"Loss of run {run.id}: {steps} steps, {len(frame)} points" + timing(run.info, steps)
-    return gr.update(value=frame if len(frame) else None, title=title)
+    if not len(frame):
+        return gr.update(value=None, title=title)
+    return gr.update(value=frame, title=title, **plot_limits(frame))
+
+
+def plot_limits(frame: pd.DataFrame) -> dict[str, list[float]]:
+    """Axis limits a step and a few percent beyond the points: the plot clips its marks at the axes, so a point on
+    the edge (the first step, the last step's eval point, the highest loss) would be cut in half."""
+    low, high = float(frame["loss"].min()), float(frame["loss"].max())
+    pad = (high - low) * 0.08 or max(abs(high) * 0.05, 0.05)
+    return {"x_lim": [int(frame["step"].min()) - 1, int(frame["step"].max()) + 1], "y_lim": [low - pad, high + pad]}
 
 
 def timing(info: dict, steps: int) -> str:

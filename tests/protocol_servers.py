@@ -333,6 +333,14 @@ class OllamaServer(ProtocolServer):
         return response
 
 
+class RepeatingOllamaServer(OllamaServer):
+    """A helper that writes the same pair to every prompt: a run can only ever keep one new pair from it."""
+
+    def answer_text(self, prompt, fault):
+        same = {"question": "Which river flows through the valley?", "answer": "The river flows through it."}
+        return json.dumps({"pairs": [same]})
+
+
 class OpenAIServer(ProtocolServer):
     """An OpenAI-compatible API under `prefix` (`/v1`, or `/api/v1` for OpenRouter): /models, /chat/completions."""
 

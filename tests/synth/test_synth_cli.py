@@ -14,7 +14,7 @@ from pathlib import Path
 from synth_data import add_document, fact_chunks
 
 from ftstudio.synth.state import RunState
-from protocol_servers import OllamaServer, OpenAIServer
+from protocol_servers import OllamaServer, OpenAIServer, RepeatingOllamaServer
 
 
 def free_port() -> int:
@@ -28,12 +28,7 @@ def test_a_run_the_documents_cannot_fill_is_partly_done_exit_1(cli, grounded):
     (the contract's exit code 1), why it stopped and what gives more."""
     project, _ = grounded
 
-    class Repeating(OllamaServer):
-        def answer_text(self, prompt, fault):
-            same = {"question": "Which river flows through the valley?", "answer": "The river flows through it."}
-            return json.dumps({"pairs": [same]})
-
-    with Repeating() as server:
+    with RepeatingOllamaServer() as server:
         result = cli("generate", "demo", "--provider", "ollama", "--base-url", server.url, "--model", "llama3:8b",
                      "--pairs", "30", "--concurrency", "2", "--set", "grounding_threshold=0", "--json")  # fmt: skip
     assert result.code == 1, result.stderr

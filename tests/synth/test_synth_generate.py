@@ -14,7 +14,7 @@ from ftstudio.errors import BadInput, Unavailable
 from ftstudio.synth.generate import generate
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.synth.state import RunState
-from protocol_servers import OllamaServer, OpenAIServer
+from protocol_servers import OllamaServer, OpenAIServer, RepeatingOllamaServer
 
 
 def settings(server, provider="ollama", **kw) -> SynthSettings:
@@ -130,12 +130,7 @@ def test_ungrounded_and_duplicate_pairs_are_dropped(grounded):
 def test_a_helper_that_only_repeats_itself_stops_as_exhausted(grounded):
     project, _ = grounded
 
-    class Repeating(OllamaServer):
-        def answer_text(self, prompt, fault):
-            same = {"question": "Which river flows through the valley?", "answer": "The river flows through it."}
-            return json.dumps({"pairs": [same]})
-
-    with Repeating() as server:
+    with RepeatingOllamaServer() as server:
         summary = generate(project, settings(server, concurrency=2, grounding_threshold=0), 50)
     assert summary["status"] == "stopped" and summary["stop_reason"] == "exhausted" and summary["written"] == 1
     assert summary["dropped"]["duplicate"] >= 20

@@ -460,6 +460,17 @@ def test_data_import_edit_and_delete_agree_on_every_face(workspace, tmp_path):
     assert api.line == 2 and api.record == json.loads(projects["api"].sft_data.read_text().splitlines()[1])
     assert all(json.loads(p.sft_data.read_text().splitlines()[1])["meta"]["edited"] for p in projects.values())
 
+    # Review: line 1 rejected (never trained on), then accepted again: the same counts and the same files.
+    api = ftstudio.review_data(projects["api"], "1", "rejected")
+    shown = cli("data", "cli", "--reject", 1, root=workspace)
+    note, *_ = page["reject_lines"]("page", "1")
+    assert shown == api.to_dict() == {"changed": 1, "review": {**api.review, "rejected": 1}}
+    assert note == "Rejected 1 line(s)." and same_data()[0]["meta"]["review"] == "rejected"
+    api = ftstudio.review_data(projects["api"], [1], "accepted")
+    cli("data", "cli", "--accept", 1, root=workspace)
+    page["accept_lines"]("page", "1")
+    assert api.review["rejected"] == 0 and same_data()[0]["meta"]["review"] == "accepted"
+
     # Delete line 1: the others kept byte for byte.
     api = plain(ftstudio.delete_data(projects["api"], [1]).to_dict())
     shown = cli("data", "cli", "--delete", 1, root=workspace)

@@ -18,6 +18,7 @@ from ftstudio.api import (
     DataDeleteResult,
     DataEditResult,
     DataImportResult,
+    DataReviewResult,
     EvaluateResult,
     GenerateResult,
     chat,
@@ -31,6 +32,7 @@ from ftstudio.api import (
     ingest,
     make_eval_set,
     report_card,
+    review_data,
     search,
     train,
 )
@@ -55,10 +57,12 @@ __version__ = "0.1.0"
 __all__ = [
     "Project", "ProjectSettings", "example_project",
     "ingest", "search", "check_model", "generate", "train", "evaluate", "make_eval_set",
-    "report_card", "export", "chat", "import_data", "edit_data", "delete_data",
+    "report_card", "export", "chat", "import_data", "edit_data", "review_data",
+    "delete_data",
     "IngestRequest", "SearchRequest", "CheckRequest", "GenerateRequest", "TrainRequest", "EvalSetRequest",
     "EvaluateRequest", "ExportRequest", "ChatRequest",
-    "GenerateResult", "EvaluateResult", "ChatResult", "DataImportResult", "DataEditResult", "DataDeleteResult",
+    "GenerateResult", "EvaluateResult", "ChatResult", "DataImportResult", "DataEditResult",
+    "DataReviewResult", "DataDeleteResult",
     "Event",
     "FtError", "BadInput", "NotFound", "Unavailable", "PartlyDone", "Cancelled",
 ]  # fmt: skip

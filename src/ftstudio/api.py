@@ -155,6 +155,15 @@ class DataEditResult:
 
 
 @dataclass(frozen=True)
+class DataReviewResult:
+    changed: int
+    review: dict[str, int]  # the data's review counts after the change: accepted, rejected, pending, edited
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DataDeleteResult:
     deleted: int
     lines: tuple[int, ...]
@@ -376,6 +385,19 @@ def edit_data(project: Project, line: int, *, question: str, answer: str) -> Dat
     from ftstudio.synth.review import edit
 
     return DataEditResult(line, edit(project, line, question, answer), str(project.sft_data))
+
+
+def review_data(
+    project: Project, lines: Sequence[int] | str, decision: Literal["accepted", "rejected", "pending"]
+) -> DataReviewResult:
+    """Mark data lines (1-based numbers, or a spec like "3,5-7") accepted, rejected (never trained on) or pending
+    again; every other byte of the file is kept. See ftstudio.synth.review."""
+    from ftstudio.dataset import read_dataset
+    from ftstudio.synth import review
+
+    numbers = review.parse_lines(lines) if isinstance(lines, str) else list(lines)
+    changed = review.decide(project, numbers, decision)
+    return DataReviewResult(changed, review.counts(read_dataset(project.sft_data).examples))
 
 
 def delete_data(project: Project, lines: Sequence[int] | str) -> DataDeleteResult:

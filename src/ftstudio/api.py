@@ -204,10 +204,17 @@ def search(project: Project, request: SearchRequest | None = None, **values: Any
         return tuple(store.search(request.query, request.k))
 
 
-def check_model(project: Project | None, request: CheckRequest | None = None, **values: Any) -> CheckResult:
+def check_model(
+    project: Project | None,
+    request: CheckRequest | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    **values: Any,
+) -> CheckResult:
     """Can the base model (the request's, else the project's) be trained and exported here? Planned with the
     project's training settings (method, sequence length, batch, rank) and its trust_remote_code, so every face
-    gets the same verdict; with no project, with those of a new project."""
+    gets the same verdict; with no project, with those of a new project. A .gguf file or ollama:NAME[:TAG] is
+    imported first (dequantized once into ftstudio's cache, reporting to `progress`) and checked as that folder."""
     from ftstudio.basemodels.checks import check_model as run
     from ftstudio.basemodels.settings import BaseModelSettings
     from ftstudio.errors import BadInput
@@ -219,7 +226,7 @@ def check_model(project: Project | None, request: CheckRequest | None = None, **
     if not model:
         raise BadInput("model: no base model chosen", hint="name one (a hub id or a local folder)")
     trust = chosen.trust_remote_code if request.trust_remote_code is None else request.trust_remote_code
-    return run(model, trust_remote_code=trust, **plan)
+    return run(model, trust_remote_code=trust, progress=progress, **plan)
 
 
 def generate(

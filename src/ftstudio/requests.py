@@ -191,7 +191,9 @@ class CheckRequest(Request):
     section: ClassVar[str | None] = "train"
     settings_model: ClassVar[type[BaseModel] | None] = TrainSettings
 
-    model: str | None = Field(None, description="Hub id or local folder; default: the project's base model.")
+    model: str | None = Field(
+        None, description="Hub id, local folder, .gguf file or ollama:NAME; default: the project's base model."
+    )
     trust_remote_code: bool | None = Field(
         None, description="Allow code shipped with the model; default: the project's base_model.trust_remote_code."
     )
@@ -242,7 +244,9 @@ class TrainRequest(Request):
                               "max_seq_length", "rank", "seed", "save_every", "only_accepted")
     }  # fmt: skip
 
-    base_model: str | None = Field(None, description="Hub id or local folder; default: the project's base model.")
+    base_model: str | None = Field(
+        None, description="Hub id, local folder, .gguf file or ollama:NAME; default: the project's base model."
+    )
     resume: str | None = Field(None, description="Continue this run from its last checkpoint.")
     probe_only: bool = Field(False, description="Measure memory and time per step, predict the total, stop.")
 

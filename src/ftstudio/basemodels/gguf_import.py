@@ -344,12 +344,6 @@ def loadable(spec: str, *, progress: ProgressFn | None = None) -> str:
     return str(imported_folder(spec, progress=progress)) if is_gguf_spec(spec) else spec
 
 
-def stored_spec(spec: str) -> str:
-    """The spec as a project stores it: a GGUF file as its absolute path (so it works from any folder)."""
-    spec = spec.strip()
-    return spec if spec.startswith(OLLAMA_PREFIX) else str(Path(spec).expanduser().resolve())
-
-
 def _file_digest(path: Path, identities: Path, progress: ProgressFn | None) -> str:
     stat = path.stat()
     identity = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

@@ -95,7 +95,9 @@ def resolve_model(
     if is_gguf_spec(spec):
         imported = import_gguf(spec, progress=progress)
         folder = _resolve_folder(str(imported.folder))
-        return ResolvedModel(spec, imported.kind, folder.folder, folder.config, folder.files)
+        # A file is named by its absolute path (as a project stores it), an Ollama model by its name.
+        label = spec if imported.kind == "ollama" else imported.source
+        return ResolvedModel(label, imported.kind, folder.folder, folder.config, folder.files)
     if looks_like_path(spec):
         return _resolve_folder(spec)
     return _resolve_hub(spec, offline=offline, cache_dir=cache_dir)

@@ -1,12 +1,15 @@
 """`ftstudio models …`: the catalog with a fit verdict, checking a model, saving the project's choice, tiny models."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
+from ftstudio.cli.common import JsonOpt, RootOpt, emit, out, progress_bar
+from ftstudio.progress import ProgressFn
 
 app = typer.Typer(help="Base models: which can be trained here, and the project's choice.", no_args_is_help=False)
 
@@ -29,6 +32,10 @@ TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow a model whose code ships in its repository. Trusted only.")
 ]
 _COLOUR = {"ok": "green", "warn": "yellow", "error": "red"}
+MODEL_HELP = (
+    "Hugging Face hub id (org/name), a local model folder, a .gguf file, or ollama:NAME[:TAG] (read from Ollama's "
+    "model store); a GGUF is dequantized once into ftstudio's cache."
+)
 
 
 def _mark(verdict: str) -> str:
@@ -105,7 +112,7 @@ def _print_table(machine: str, rows: list[dict], plan: dict) -> None:
 
 @app.command("check")
 def check(
-    model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     project: ProjectOpt = None,
     seq_len: SeqLenOpt = None,
     batch: BatchOpt = None,
@@ -114,7 +121,8 @@ def check(
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Can MODEL be trained and exported here? Reads only config and tokenizer files. Exit 0 for ok or warn.
+    """Can MODEL be trained and exported here? Reads only config and tokenizer files (a GGUF is imported first:
+    dequantized once into ftstudio's cache, then checked as that folder). Exit 0 for ok or warn.
 
     The same check as `ftstudio.check_model` and the studio's Check button, planned with a project's training
     settings and trust_remote_code (--project) or a new project's; --seq-len, --batch and --method plan for other
@@ -127,9 +135,22 @@ def check(
     chosen = Project.open(project, root) if project else None
     plan = overrides({"max_seq_length": seq_len, "batch_size": batch, "method": method}, None)
     request = ftstudio.CheckRequest.build(model=model, trust_remote_code=trust_remote_code or None, overrides=plan)
-    result = ftstudio.check_model(chosen, request)
+    with _importing(model) as progress:
+        result = ftstudio.check_model(chosen, request, progress=progress)
     emit(result.to_dict(), json, lambda: _print_check(result))
     raise typer.Exit(result.exit_code)
+
+
+@contextmanager
+def _importing(model: str) -> Iterator[ProgressFn | None]:
+    """A progress bar while a GGUF spec is imported (seconds to minutes); nothing for a hub id or folder."""
+    from ftstudio.basemodels.gguf_import import is_gguf_spec
+
+    if not is_gguf_spec(model):
+        yield None
+        return
+    with progress_bar("importing GGUF") as bar:
+        yield bar
 
 
 def _print_check(result) -> None:
@@ -150,7 +171,7 @@ def _print_check(result) -> None:
 @app.command("use")
 def use(
     name: Annotated[str, typer.Argument(help="Project name.")],
-    model: Annotated[str, typer.Argument(help="Hugging Face hub id (org/name) or a local model folder.")],
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     force: Annotated[bool, typer.Option("--force", help="Save even when the check says error.")] = False,
     seq_len: SeqLenOpt = None,
     batch: BatchOpt = None,
@@ -159,7 +180,8 @@ def use(
     root: RootOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Check MODEL, then save it as the project's base model (base_model.model in project.toml).
+    """Check MODEL, then save it as the project's base model (base_model.model in project.toml: a folder or .gguf
+    file as its absolute path, an ollama: name as given; a GGUF's checks run on its imported folder).
 
     The check plans with the project's training settings (method, sequence length, batch, LoRA rank), as
     `models check --project` and the studio's do; --seq-len, --batch and --method plan for other values instead.
@@ -169,7 +191,8 @@ def use(
 
     project = Project.open(name, root)
     plan = _plan(project, seq_len, batch, method)
-    result = use_model(project, model, force=force, trust_remote_code=trust_remote_code, **plan)
+    with _importing(model) as progress:
+        result = use_model(project, model, force=force, trust_remote_code=trust_remote_code, progress=progress, **plan)
     saved = project.settings().base_model.model
     emit(
         {"project": name, "model": saved, **result.to_dict()},

@@ -31,7 +31,12 @@ def find_run(project: Project, run_id: str | None = None) -> Run:
 
 
 def resolve_base(base_model: str) -> Path:
-    """A local folder holding the base model: the folder itself, or the Hugging Face cache's copy of a hub id."""
+    """A local folder holding the base model: the folder itself, a GGUF spec's imported folder (ftstudio's cache),
+    or the Hugging Face cache's copy of a hub id."""
+    from ftstudio.basemodels.gguf_import import imported_folder, is_gguf_spec
+
+    if is_gguf_spec(base_model):
+        return imported_folder(base_model)
     folder = Path(base_model).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():

@@ -91,12 +91,13 @@ def load_chat(project: Project, run_id: str | None = None) -> ChatModel:
     run = pick_run(project, run_id)  # before the heavy imports, so a missing run is reported at once
     from peft import PeftModel
 
+    from ftstudio.basemodels.gguf_import import loadable
     from ftstudio.train.backends import cuda_available
     from ftstudio.train.backends.hf import is_prequantized_4bit, load_base, load_tokenizer
     from ftstudio.train.formatting import end_of_turn_ids
 
     settings = run.record.train_settings()
-    base = run.base_model
+    base = loadable(run.base_model)  # a GGUF spec: its imported folder
     trust = project.settings().base_model.trust_remote_code
     tokenizer = load_tokenizer(base, trust_remote_code=trust)
     four_bit = settings.method == "qlora" or is_prequantized_4bit(base)

@@ -32,6 +32,7 @@ class MaskPreview:
 def mask_preview(project: Project, settings: TrainSettings, base_model: str, line: int | None = None) -> MaskPreview:
     """Render the example on data line `line` (the first example when None) as training will; only the
     tokenizer is loaded."""
+    from ftstudio.basemodels.gguf_import import loadable
     from ftstudio.train.backends.hf import load_tokenizer
     from ftstudio.train.formatting import end_of_turn_ids
 
@@ -42,6 +43,7 @@ def mask_preview(project: Project, settings: TrainSettings, base_model: str, lin
         raise BadInput(
             f"no valid example {where}in {project.sft_data}", hint="pick a line that `ftstudio data` accepts"
         )
+    base_model = loadable(base_model)  # a GGUF spec: its imported folder
     tokenizer = load_tokenizer(base_model, trust_remote_code=project.settings().base_model.trust_remote_code)
     formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(base_model, tokenizer))
     encoded = formatter.encode(candidates[0], settings.max_seq_length)

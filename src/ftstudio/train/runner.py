@@ -134,7 +134,7 @@ def setup(
     # not after minutes of loading.
     checked = check_model(
         base_model, trust_remote_code=trust, seq_len=settings.max_seq_length, batch=settings.batch_size,
-        method=settings.method, lora_rank=settings.rank,
+        method=settings.method, lora_rank=settings.rank, progress=progress,
     )  # fmt: skip
     checked.raise_for_error("cannot train")
     import torch  # after the cheap checks, so bad input is refused fast
@@ -153,17 +153,19 @@ def setup(
             hint="use --method lora (runs on the CPU, slowly), or a machine with an NVIDIA GPU",
         )
     sharding.check_supported(procs.shard, choice.backend)
-    if new_base:  # a folder as its absolute path, as the project stores it
-        base_model = str(checked.info["folder"]) if checked.info.get("source") == "folder" else new_base
+    if new_base:  # a folder or a GGUF file as its absolute path, as the project stores it
+        base_model = checked.model if checked.info.get("source") in ("folder", "gguf") else new_base
+    # A GGUF spec trains from its imported folder (cached by the check above); the run records the spec.
+    weights = checked.info["folder"] if checked.info.get("source") in ("gguf", "ollama") else base_model
     if on_ready is not None and procs.main:
         on_ready(base_model)
     report(progress, "load", message=f"loading {base_model} ({choice.backend})")
     torch.manual_seed(settings.seed)
-    model, tokenizer, device = backends.load(base_model, settings, choice.backend, trust_remote_code=trust)
+    model, tokenizer, device = backends.load(weights, settings, choice.backend, trust_remote_code=trust)
     if procs.shard == "fsdp":
         units = sharding.shard_base_model(model, procs.world)
         report(progress, "load", message=f"base model sharded over {procs.world} processes ({units} FSDP units)")
-    formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(base_model, tokenizer))
+    formatter = Formatter.create(tokenizer, settings.system_prompt, end_of_turn_ids(weights, tokenizer))
     data = prepare(
         formatter,
         examples,

@@ -66,6 +66,7 @@ ACCESS: dict[str, Access] = {
     "export": _access(reads="runs settings", writes="exports"),
     "data": _access(reads="knowledge settings", writes="data"),  # --make-eval and review write data/
     "eval": _access(reads="data knowledge settings", writes="runs", machine=True),
+    "models use": _access(reads="settings", writes="settings"),  # imports a GGUF first: seconds to minutes
 }
 
 STOP_GRACE_S = 20.0  # SIGINT → SIGTERM: long enough for a trainer to write its checkpoint
@@ -101,8 +102,13 @@ def _job_dir(project: Project) -> Path:
     return project.dir / "jobs"
 
 
+def _slug(command: str) -> str:
+    """A command as one word, for ids and element names (`models use` -> `models-use`)."""
+    return command.replace(" ", "-")
+
+
 def _new_id(command: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{secrets.token_hex(2)}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(command)}-{secrets.token_hex(2)}"
 
 
 def _alive(state: JobState) -> bool:
@@ -115,7 +121,7 @@ def _alive(state: JobState) -> bool:
 
 def cli_line(command: str, args: list[str], root: Path) -> str:
     """The command a user would type for this job, quoted so it survives spaces and quotes in paths."""
-    return shlex.join(["ftstudio", command, *args, "--root", str(root)])
+    return shlex.join(["ftstudio", *command.split(), *args, "--root", str(root)])
 
 
 def request_line(project: str, request: Request, root: Path) -> str:
@@ -137,7 +143,7 @@ def _check_positionals(command: str, positionals: list[str]) -> None:
 def job_argv(project: str, request: Request, root: Path) -> list[str]:
     """The process a job runs: `python -m ftstudio COMMAND OPTIONS --root ROOT --json -- PROJECT POSITIONALS`."""
     options, positionals = request.options(), [project, *request.positionals()]
-    return [sys.executable, "-m", "ftstudio", request.command, *options, "--root", str(root), "--json", "--",
+    return [sys.executable, "-m", "ftstudio", *request.command.split(), *options, "--root", str(root), "--json", "--",
             *positionals]  # fmt: skip
 
 
@@ -255,7 +261,7 @@ class JobRegistry:
     def latest(self, project: str, command: str) -> JobState | None:
         """The newest job of that command, running or not: what a reloaded page shows."""
         # Ids carry the command (`<time>-<command>-<hex>`), so only one state file is read.
-        job_id = next((i for i in self._ids(project) if i.rsplit("-", 1)[0].endswith(f"-{command}")), None)
+        job_id = next((i for i in self._ids(project) if i.rsplit("-", 1)[0].endswith(f"-{_slug(command)}")), None)
         return self.get(project, job_id) if job_id else None
 
     # -- starting -----------------------------------------------------------------------------------------------

@@ -206,6 +206,18 @@ class CheckRequest(Request):
                 "lora_rank": train.rank}  # fmt: skip
 
 
+class UseModelRequest(Request):
+    """Check a base model and save it as the project's (`ftstudio models use`); a GGUF is imported first, which is
+    why the studio runs it as a job."""
+
+    command: ClassVar[str] = "models use"
+    positional: ClassVar[tuple[str, ...]] = ("model",)
+
+    model: str = Field(..., min_length=1, description="Hub id, local folder, .gguf file or ollama:NAME[:TAG].")
+    trust_remote_code: bool = Field(False, description="Allow code shipped with the model. Trusted models only.")
+    force: bool = Field(False, description="Save even when the check says error.")
+
+
 class GenerateRequest(Request):
     command: ClassVar[str] = "generate"
     section: ClassVar[str | None] = "synth"

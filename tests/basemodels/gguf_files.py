@@ -3,11 +3,15 @@
 `rewrite_gguf` copies a GGUF's metadata and tensors into a new file, optionally keeping only the first layers (a
 real tokenizer and real weights, dequantized in seconds), dropping the tokenizer (which the refusals never reach,
 and whose 49,152 strings are most of the parsing time), renaming the architecture, or re-declaring a tensor as
-another quantization type: the inputs the refusals must catch.
+another quantization type: the inputs the refusals must catch. `ollama_store` lays a GGUF out as `ollama pull`
+does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +60,29 @@ def rewrite_gguf(
     writer.write_tensors_to_file()
     writer.close()
     return dest
+
+
+def ollama_store(root: Path, gguf: Path, name: str = "smol", tag: str = "latest", ns: str = "library") -> Path:
+    """An Ollama model store as `ollama pull` leaves it: a manifest naming the GGUF blob by its digest."""
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(gguf, root / "blobs" / f"sha256-{digest}")
+    template = b"{{ .Prompt }}"
+    template_digest = hashlib.sha256(template).hexdigest()
+    (root / "blobs" / f"sha256-{template_digest}").write_bytes(template)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:" + "0" * 64,
+                   "size": 2},
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}",
+             "size": gguf.stat().st_size},
+            {"mediaType": "application/vnd.ollama.image.template", "digest": f"sha256:{template_digest}",
+             "size": len(template)},
+        ],
+    }  # fmt: skip
+    path = root / "manifests" / "registry.ollama.ai" / ns / name / tag
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest))
+    return root

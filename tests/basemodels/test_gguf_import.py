@@ -6,14 +6,13 @@ the real SmolLM2 GGUF (its real tokenizer and tensors), which imports in seconds
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from gguf_files import rewrite_gguf
+from gguf_files import ollama_store, rewrite_gguf
 
 from ftstudio.basemodels.gguf_import import RECORD_FILE, import_gguf, is_gguf_spec, loadable
 from ftstudio.basemodels.resolve import resolve_model
@@ -43,32 +42,6 @@ def cache(tmp_path, monkeypatch) -> Path:
     """An empty ftstudio cache for this test."""
     root = tmp_path / "cache"
     monkeypatch.setenv("FTSTUDIO_CACHE", str(root))
-    return root
-
-
-def _ollama_store(root: Path, gguf: Path, name: str = "smol", tag: str = "latest", ns: str = "library") -> Path:
-    """An Ollama model store as `ollama pull` leaves it: a manifest naming the GGUF blob by its digest."""
-    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
-    (root / "blobs").mkdir(parents=True, exist_ok=True)
-    shutil.copy(gguf, root / "blobs" / f"sha256-{digest}")
-    template = b"{{ .Prompt }}"
-    template_digest = hashlib.sha256(template).hexdigest()
-    (root / "blobs" / f"sha256-{template_digest}").write_bytes(template)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:" + "0" * 64,
-                   "size": 2},
-        "layers": [
-            {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}",
-             "size": gguf.stat().st_size},
-            {"mediaType": "application/vnd.ollama.image.template", "digest": f"sha256:{template_digest}",
-             "size": len(template)},
-        ],
-    }  # fmt: skip
-    path = root / "manifests" / "registry.ollama.ai" / ns / name / tag
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest))
     return root
 
 
@@ -137,7 +110,7 @@ def test_reimport_is_a_cache_hit_without_hashing_again(real_model, monkeypatch):
 
 
 def test_an_ollama_store_imports_without_a_server(small_gguf, cache, tmp_path, monkeypatch):
-    store = _ollama_store(tmp_path / "ollama", small_gguf, name="smol", tag="2l")
+    store = ollama_store(tmp_path / "ollama", small_gguf, name="smol", tag="2l")
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -167,7 +140,7 @@ def test_an_ollama_store_imports_without_a_server(small_gguf, cache, tmp_path, m
 
 
 def test_full_ollama_names_and_tags(small_gguf, tmp_path, monkeypatch, cache):
-    store = _ollama_store(tmp_path / "ollama", small_gguf, name="smol", tag="latest", ns="someone")
+    store = ollama_store(tmp_path / "ollama", small_gguf, name="smol", tag="latest", ns="someone")
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
     from ftstudio.basemodels.gguf_import import installed_ollama_models, locate
 
@@ -176,7 +149,7 @@ def test_full_ollama_names_and_tags(small_gguf, tmp_path, monkeypatch, cache):
 
 
 def test_a_missing_ollama_model_names_the_store_and_the_pull(small_gguf, tmp_path, monkeypatch, cache):
-    store = _ollama_store(tmp_path / "ollama", small_gguf, name="smol")
+    store = ollama_store(tmp_path / "ollama", small_gguf, name="smol")
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
     with pytest.raises(NotFound) as caught:
         import_gguf("ollama:qwen3:0.6b")

@@ -334,6 +334,19 @@ def import_gguf(spec: str, *, progress: ProgressFn | None = None) -> ImportResul
     return ImportResult(source.spec, source.kind, str(source.path), digest, folder, False, record)
 
 
+def cached_folder(spec: str) -> Path | None:
+    """The imported folder of a GGUF spec if it is already cached, found without hashing; else None (also for a
+    spec that does not locate: the import itself says why)."""
+    try:
+        source = locate(spec)
+    except FtError:
+        return None
+    gguf_dir = cache_root() / "gguf"
+    digest = source.digest or _known_digest(source.path, gguf_dir / "identities")
+    folder = gguf_dir / digest if digest else None
+    return folder if folder is not None and (folder / RECORD_FILE).is_file() else None
+
+
 def imported_folder(spec: str, *, progress: ProgressFn | None = None) -> Path:
     """`import_gguf(spec).folder`: for the stages that only need the folder."""
     return import_gguf(spec, progress=progress).folder
@@ -344,23 +357,37 @@ def loadable(spec: str, *, progress: ProgressFn | None = None) -> str:
     return str(imported_folder(spec, progress=progress)) if is_gguf_spec(spec) else spec
 
 
-def _file_digest(path: Path, identities: Path, progress: ProgressFn | None) -> str:
+def _identity(path: Path, identities: Path) -> tuple[dict[str, Any], Path]:
     stat = path.stat()
-    identity = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     memo = identities / (hashlib.sha256(str(path).encode()).hexdigest()[:32] + ".json")
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, memo
+
+
+def _known_digest(path: Path, identities: Path) -> str | None:
+    """The digest remembered for this file, if its identity is unchanged since it was hashed."""
+    identity, memo = _identity(path, identities)
     try:
         known = json.loads(memo.read_text(encoding="utf-8"))
         if {k: known.get(k) for k in identity} == identity and re.fullmatch(r"[0-9a-f]{64}", known.get("sha256", "")):
             return known["sha256"]
     except (OSError, ValueError, AttributeError):
-        pass  # no memo yet, or a damaged one: hash again
+        pass  # no memo yet, or a damaged one
+    return None
+
+
+def _file_digest(path: Path, identities: Path, progress: ProgressFn | None) -> str:
+    known = _known_digest(path, identities)
+    if known:
+        return known
+    identity, memo = _identity(path, identities)
+    size = identity["size"]
     sha = hashlib.sha256()
     done = 0
     with path.open("rb") as f:
         while chunk := f.read(HASH_CHUNK):
             sha.update(chunk)
             done += len(chunk)
-            report(progress, "gguf-hash", done, stat.st_size, f"hashing {path.name}")
+            report(progress, "gguf-hash", done, size, f"hashing {path.name}")
     digest = sha.hexdigest()
     from ftstudio.fsutil import atomic_write_text
 

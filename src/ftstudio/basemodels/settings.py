@@ -8,7 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 class BaseModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    model: str | None = Field(None, description="Hugging Face hub id or local folder of the model to fine-tune.")
+    model: str | None = Field(
+        None,
+        description="The model to fine-tune: a Hugging Face hub id, a local folder, a .gguf file or ollama:NAME[:TAG].",
+    )
     trust_remote_code: bool = Field(
         False, description="Run Python code shipped with the model repository. Only for repositories you trust."
     )

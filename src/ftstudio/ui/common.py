@@ -309,8 +309,10 @@ class JobPanel:
         self.registry = registry
         self.command = command
         self.result_summary = result_summary
-        with gr.Group(elem_id=f"{command}-job"):
-            self.status = gr.Markdown("No job yet.", elem_classes=["job-status"], elem_id=f"{command}-status")
+        slug = command.replace(" ", "-")  # `models use` -> models-use
+        self.slug = slug
+        with gr.Group(elem_id=f"{slug}-job"):
+            self.status = gr.Markdown("No job yet.", elem_classes=["job-status"], elem_id=f"{slug}-status")
             with gr.Row():
                 self.cli = cli_box("Running command (CLI equivalent)", scale=4)
                 self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False, visible=False)
@@ -350,7 +352,7 @@ class JobPanel:
 
         outputs = [self.status, self.cli, self.log, self.stop, self.seen, *finish_outputs]
         timer.tick(refresh, [project, self.seen], outputs, show_progress="hidden")
-        self.stop.click(do_stop, [project], [self.status], api_name=f"stop_{self.command}")
+        self.stop.click(do_stop, [project], [self.status], api_name=f"stop_{self.slug.replace('-', '_')}")
 
 
 def start_request(registry: JobRegistry, project: str, request: Request, env: dict[str, str] | None = None) -> str:

@@ -1,5 +1,9 @@
 """Tab 2, Base model: the curated catalog with this machine's verdicts, a check of any hub id or local folder
-(verdict, reasons, suggestions), and saving the choice into the project (checked first, as `ftstudio models use`)."""
+(verdict, reasons, suggestions), and saving the choice into the project (checked first, as `ftstudio models use`).
+
+A .gguf file or ollama:NAME that is not imported yet is saved through a background `ftstudio models use` job: the
+import (dequantizing, seconds to minutes) streams its progress into the job panel; once imported, it checks at once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import gradio as gr
 
 from ftstudio.basemodels.settings import BaseModelSettings
 from ftstudio.errors import FtError
-from ftstudio.ui.common import describe, open_project, widget
+from ftstudio.ui.common import JobPanel, describe, open_project, start_request, widget
 
 CATALOG_COLUMNS = ["model", "size (B)", "context", "licence", "verdict", "why"]
 
@@ -47,11 +51,42 @@ def render_check(result) -> str:
     return "\n".join(lines)
 
 
+USE_COMMAND = "models use"
+
+
+def not_imported(spec: str) -> str | None:
+    """For a GGUF spec not in the cache yet, what to do (Use this model imports it as a job); None otherwise.
+    Raises the import's own refusal when the spec names nothing (a missing file, an Ollama model not installed)."""
+    from ftstudio.basemodels.gguf_import import cached_folder, is_gguf_spec, locate
+
+    if not is_gguf_spec(spec) or cached_folder(spec) is not None:
+        return None
+    locate(spec)
+    return (f"`{html.escape(spec)}` is a GGUF that is not imported yet. **Use this model** imports it in the "
+            "background (dequantized once into ftstudio's cache: seconds to minutes), then checks and saves it; "
+            "after that, Check answers at once.")  # fmt: skip
+
+
+def render_saved(result) -> str:
+    """The verdict of a finished `models use` job, from its JSON document."""
+    if not isinstance(result, dict) or "verdict" not in result:
+        return ""
+    badge = {"ok": "**ok**", "warn": "**usable, with warnings**", "error": "**saved despite errors**"}
+    lines = [f"Saved: `{html.escape(str(result.get('model')))}`: {badge[result['verdict']]}"]
+    lines += [f"- {html.escape(r)}" for r in result.get("reasons", [])]
+    if result.get("suggestions"):
+        lines.append("\nWhat to do:")
+        lines += [f"- {html.escape(s)}" for s in result["suggestions"]]
+    return "\n".join(lines)
+
+
 def build(ctx) -> None:
     root = ctx.root
     gr.Markdown(
-        "The **base model** is the model that gets fine-tuned: a Hugging Face id (e.g. `Qwen/Qwen2.5-0.5B-Instruct`) "
-        "or a local folder holding one. The verdicts use this project's training settings."
+        "The **base model** is the model that gets fine-tuned: a Hugging Face id (e.g. `Qwen/Qwen2.5-0.5B-Instruct`), "
+        "a local folder holding one, a `.gguf` file, or an Ollama model as `ollama:NAME[:TAG]` (read from Ollama's "
+        "model store; a GGUF is dequantized once into ftstudio's cache). The verdicts use this project's training "
+        "settings."
     )
     with gr.Accordion("Catalog: curated models and whether they fit this machine", open=True):
         catalog = gr.Dataframe(
@@ -70,6 +105,7 @@ def build(ctx) -> None:
         check = gr.Button("Check")
         save = gr.Button("Use this model", variant="primary")
     verdict = gr.Markdown(elem_id="base-model-verdict")
+    panel = JobPanel(ctx.registry, USE_COMMAND)
 
     def load(project_name):
         if not project_name:
@@ -93,6 +129,8 @@ def build(ctx) -> None:
         if not spec or not spec.strip():
             return "Type a hub id or a local folder, or pick a catalog row."
         try:
+            if (waiting := not_imported(spec.strip())) is not None:
+                return waiting
             import ftstudio
 
             # The API's check, planned with the project's [train] settings: the CLI's `models check --project`.
@@ -107,6 +145,11 @@ def build(ctx) -> None:
         if not spec or not spec.strip():
             return "Type a hub id or a local folder first.", gr.update()
         try:
+            if not_imported(spec.strip()) is not None:
+                from ftstudio.requests import UseModelRequest
+
+                request = UseModelRequest.build(model=spec.strip(), trust_remote_code=bool(trust_code))
+                return start_request(ctx.registry, project.name, request), gr.update()
             from ftstudio.basemodels.choice import use_model
 
             result = use_model(project, spec.strip(), trust_remote_code=trust_code, **_plan(project))
@@ -125,6 +168,14 @@ def build(ctx) -> None:
     catalog.select(pick, [catalog], [model])
     check.click(do_check, [ctx.project, model, trust], [verdict], api_name="check_model")
     save.click(do_save, [ctx.project, model, trust], [verdict, current], api_name="save_base_model")
+
+    def after_job(project_name, job_id):
+        result = ctx.registry.get(project_name, job_id).result
+        saved = open_project(root, project_name).settings().base_model.model
+        note = f"Current base model: `{saved}`" if saved else "No base model chosen yet."
+        return render_saved(result), note
+
+    panel.wire(ctx.timer, ctx.project, after_job, [verdict, current])
 
     def catalog_api(project_name: str) -> list[list]:
         """The catalog rows with this machine's verdicts for the project's training settings."""

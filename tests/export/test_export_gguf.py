@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gguf
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from ftstudio.export.exporter import export
 from ftstudio.export.gguf.quantize import llama_cpp_available
 from ftstudio.export.merged import export_merged
+from ftstudio.families import FAMILIES
 
 pytestmark = [pytest.mark.llama, pytest.mark.skipif(not llama_cpp_available(), reason="needs llama-cpp-python")]
 
@@ -33,13 +36,14 @@ def reference(adapter_for, tmp_path_factory):
     """Per architecture: the merged model in transformers and its logits on a chat-templated prompt.
 
     `weights="f16"|"bf16"` rounds the 2-D weights to that type first, as the GGUF stores them (llama.cpp computes
-    in f32 either way), so the comparison measures the file, not the rounding.
+    in f32 either way), so the comparison measures the file, not the rounding. Other keywords go to the tiny kit.
     """
     cache = {}
 
-    def get(arch, weights="f32"):
-        if (arch, weights) not in cache:
-            base, adapter = adapter_for(arch)
+    def get(arch, weights="f32", **options):
+        key = (arch, weights, tuple(sorted(options.items())))
+        if key not in cache:
+            base, adapter = adapter_for(arch, **options)
             folder = export_merged(base, adapter, tmp_path_factory.mktemp("merged") / arch)[0].parent
             tokenizer = AutoTokenizer.from_pretrained(folder)
             model = AutoModelForCausalLM.from_pretrained(folder)
@@ -53,8 +57,8 @@ def reference(adapter_for, tmp_path_factory):
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             with torch.no_grad():
                 logits = model(torch.tensor([ids])).logits[0].numpy()
-            cache[arch, weights] = (text, ids, logits)
-        return cache[arch, weights]
+            cache[key] = (text, ids, logits)
+        return cache[key]
 
     return get
 
@@ -214,3 +218,30 @@ def test_every_model_type_the_checks_promise_has_a_family_that_writes_it():
 
     for model_type in gguf_model_types():
         assert model_type in for_config({"model_type": model_type}).model_types
+
+
+# The families whose kit model is untied: tests/families exports every other family tied already.
+UNTIED_KITS = [name for name, f in FAMILIES.items() if not f.tiny.config.get("tie_word_embeddings")]
+
+
+@pytest.mark.parametrize("arch", UNTIED_KITS)
+def test_a_tied_model_is_written_as_its_llama_cpp_loader_reads_it(trained_project, reference, arch):
+    project = trained_project(arch, tied=True)
+    result = export(project, fmt="gguf", quant="f32", verify=True)
+    assert result.verification["passed"]
+    path = Path(result.files[0]["path"])
+    tensors = {t.name: np.asarray(t.data) for t in gguf.GGUFReader(path).tensors}
+    if FAMILIES[arch].layout.lm_head == "required":  # OLMo 2's loader has no fallback to the embedding
+        assert np.array_equal(tensors["output.weight"], tensors["token_embd.weight"])
+    else:
+        assert "output.weight" not in tensors
+    text, ids, ref = reference(arch, tied=True)
+    llm = _llama(path)
+    try:
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
+        llm.eval(ids)
+        got = np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+    span = ref.max(axis=-1) - ref.min(axis=-1)
+    assert (np.abs(got - ref).max(-1) < 1e-3 * span).all()

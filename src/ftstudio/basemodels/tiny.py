@@ -139,10 +139,11 @@ def build_tiny_model(
     quantized_4bit: bool = False,
     seed: int = 0,
     dtype: str = "float32",
+    tied: bool | None = None,
 ) -> Path:
     """Write a random-weight model of `arch` (a family name) with its family's config settings, tokenizer and
     template into `folder`; return it. `layers` and `max_positions` default to the family's tiny config (else 2 and
-    2048).
+    2048); `tied` (lm_head shares the token embedding) to the family's tiny config (else untied).
 
     `quantized_4bit=True` writes a config that claims bitsandbytes NF4 quantization, like the `…-bnb-4bit` hub
     repositories, for testing the 4-bit rules (the weights themselves stay unquantized).
@@ -181,6 +182,8 @@ def build_tiny_model(
             config_kwargs["layer_types"] = [pattern[i % len(pattern)] for i in range(layers)]
     if max_positions is not None:
         config_kwargs["max_position_embeddings"] = max_positions
+    if tied is not None:
+        config_kwargs["tie_word_embeddings"] = tied
     config = transformers.AutoConfig.for_model(family.tiny.config["model_type"], **config_kwargs)
     config._attn_implementation = family.attn_implementation
     torch.manual_seed(seed)

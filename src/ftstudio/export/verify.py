@@ -93,7 +93,11 @@ def verify_gguf(
     if not chat.supports_system():
         conversations = [_fold_system(c) for c in conversations]
 
-    llm = llama_cpp.Llama(str(gguf_path), n_ctx=2048, logits_all=True, verbose=False, n_threads=None)
+    try:
+        llm = llama_cpp.Llama(str(gguf_path), n_ctx=2048, logits_all=True, verbose=False, n_threads=None)
+    except ValueError as exc:  # the binding's only word for a file llama.cpp's loader refused
+        problem = f"llama.cpp could not load {gguf_path.name} ({exc}); its log says why when run with verbose=True"
+        return Verification(passed=False, quant=quant, end_of_turn=eot, end_of_turn_stops=False, problems=[problem])
     try:
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         eot_stops = bool(llama_cpp.llama_vocab_is_eog(vocab, eot_id))

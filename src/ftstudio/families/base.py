@@ -29,6 +29,10 @@ class Layout:
     weights are permuted; NeoX-style architectures keep the HF layout. `norm_offset`: added to every norm weight
     (Gemma's RMSNorm multiplies by 1 + w; llama.cpp by the stored weight). `metadata` writes the family's own keys;
     `check` refuses a config llama.cpp would run differently from transformers (BadInput-style message, or None).
+    `lm_head`: how llama.cpp's loader (`src/models/<arch>.cpp`) gets the output matrix. "optional": `output.weight`
+    where the file has one, else the token embedding (a tied model writes none); "required": `output.weight` or the
+    load fails (OLMo 2), so a tied model's embedding is written a second time under that name; "embedding": never
+    `output.weight`, the token embedding is the output (Gemma 2), so none is written.
     """
 
     arch: str  # llama.cpp's architecture name (GGUF general.architecture): "llama", "qwen3", ...
@@ -37,7 +41,7 @@ class Layout:
     metadata: MetadataFn | None = None
     check: Callable[[Config], str | None] | None = None
     tensors: Callable[[Config], dict[str, np.ndarray]] | None = None  # computed tensors (Phi-3's LongRoPE factors)
-    always_tied: bool = False  # llama.cpp reads no output tensor: lm_head is the embedding (Gemma)
+    lm_head: Literal["optional", "required", "embedding"] = "optional"
 
     @property
     def model_arch(self) -> gguf.MODEL_ARCH:

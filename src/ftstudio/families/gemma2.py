@@ -70,7 +70,7 @@ FAMILY = Family(
     label="Gemma 2",
     model_types=("gemma2",),
     layout=Layout(
-        "gemma2", norm_offset=1.0, metadata=metadata, check=attention_scale_check(46), always_tied=True
+        "gemma2", norm_offset=1.0, metadata=metadata, check=attention_scale_check(46), lm_head="embedding"
     ),  # fmt: skip
     chat=Chat(end_of_turn="<end_of_turn>", system_role=False, markers=("<start_of_turn>",), ollama=OLLAMA),
     layer_norm_parameters=lambda h, q, kv, d: 4 * h,  # norms before and after attention and MLP

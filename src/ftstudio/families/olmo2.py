@@ -14,7 +14,7 @@ FAMILY = Family(
     name="olmo2",
     label="OLMo 2",
     model_types=("olmo2",),
-    layout=Layout("olmo2"),
+    layout=Layout("olmo2", lm_head="required"),
     chat=Chat(
         end_of_turn="<|endoftext|>", system_role=True, markers=("<|user|>\n", "<|assistant|>\n"), ollama=OLLAMA
     ),  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gguf
@@ -35,6 +35,10 @@ class _Tensor:
     computed: np.ndarray | None = None
 
 
+_TOKEN_EMBD = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.TOKEN_EMBD] + ".weight"
+_OUTPUT = gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.OUTPUT] + ".weight"
+
+
 def _weight_files(folder: Path) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
@@ -44,7 +48,7 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def _plan(folder: Path, config: dict, family: Family, qtype: gguf.GGMLQuantizationType) -> list[_Tensor]:
     names = gguf.TensorNameMap(family.layout.model_arch, config["num_hidden_layers"])
-    tied = config.get("tie_word_embeddings", False) or family.layout.always_tied
+    tied = config.get("tie_word_embeddings", False) or family.layout.lm_head == "embedding"
     plan = []
     for path in _weight_files(folder):
         for entry in read_header(path):
@@ -59,6 +63,10 @@ def _plan(folder: Path, config: dict, family: Family, qtype: gguf.GGMLQuantizati
                 )
             squeezed = tuple(d for d in entry.shape if d != 1) or (1,)
             plan.append(_Tensor(name, path, entry, squeezed, quantize.tensor_type(name, squeezed, qtype)))
+    if family.layout.lm_head == "required" and not any(t.gguf_name == _OUTPUT for t in plan):
+        # Tied (or saved without lm_head): this loader falls back to nothing, so the embedding is the output too.
+        embedding = next(t for t in plan if t.gguf_name == _TOKEN_EMBD)
+        plan.append(replace(embedding, gguf_name=_OUTPUT, qtype=quantize.tensor_type(_OUTPUT, embedding.shape, qtype)))
     computed = [_Tensor(name, None, None, data.shape, gguf.GGMLQuantizationType.F32, data)
                 for name, data in arch.extra_tensors(family, config).items()]  # fmt: skip
     return computed + plan

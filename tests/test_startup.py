@@ -67,3 +67,20 @@ def test_the_command_table_is_what_the_modules_register():
     for name, module in COMMANDS.items():
         alone = typer.main.get_command(build_app(name)).commands
         assert set(alone) == {n for n, m in COMMANDS.items() if m == module}, name
+
+
+def test_the_package_loads_its_api_on_first_use():
+    # The `ftstudio` command imports this package before it parses anything: it must not bring pydantic or the
+    # settings models (issue 22), and the API names must still be the functions, the two that share their name with
+    # a stage subpackage (train, export) included, whatever was imported first.
+    code = (
+        "import sys, ftstudio; before = 'pydantic' in sys.modules or 'ftstudio.api' in sys.modules\n"
+        "import ftstudio.train.runner, ftstudio.export.settings\n"
+        "from ftstudio import train\n"
+        "print(before, callable(ftstudio.train), callable(ftstudio.export), train is ftstudio.train,"
+        " ftstudio.Project.__name__, ftstudio.example_project.__name__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True", "True", "True", "Project", "ensure_example"]
+    assert sorted(ftstudio.__all__) == sorted(n for n in dir(ftstudio) if n in ftstudio.__all__)

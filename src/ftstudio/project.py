@@ -19,20 +19,22 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomli_w
-from pydantic import ValidationError
 
 from ftstudio.errors import BadInput, NotFound
 from ftstudio.fsutil import atomic_write_text
-from ftstudio.settings import ProjectSettings, settings_errors
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Project", "ProjectSettings", "list_projects", "resolve_root", "settings_errors", "validate_name"]
+if TYPE_CHECKING:
+    from ftstudio.settings import ProjectSettings
+
+__all__ = ["Project", "list_projects", "resolve_root", "validate_name"]
 
 ROOT_ENV = "FTSTUDIO_ROOT"
 # Not starting with '-' either: a name is passed on command lines (jobs, the commands the UI shows) and must never
@@ -58,7 +60,12 @@ def validate_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Project:
-    """One project folder. Construct with `Project.create` or `Project.open`."""
+    """One project folder. Construct with `Project.create` or `Project.open`.
+
+    The settings models (pydantic) load in the methods that read or write project.toml:
+    opening a project and finding its files is what the listings (`ftstudio docs`, `search`, `projects`) need, and
+    they start faster without them.
+    """
 
     root: Path
     name: str
@@ -104,6 +111,8 @@ class Project:
                 f"project {name!r} already exists at {project.dir}",
                 hint="pick another name, or use the existing project",
             )
+        from ftstudio.settings import ProjectSettings
+
         for folder in (project.data_dir, project.runs_dir, project.exports_dir):
             folder.mkdir(parents=True, exist_ok=True)
         project.save_settings(ProjectSettings())
@@ -131,6 +140,10 @@ class Project:
 
     def settings(self) -> ProjectSettings:
         """Read and validate project.toml, reporting every problem at once."""
+        from pydantic import ValidationError
+
+        from ftstudio.settings import ProjectSettings, settings_errors
+
         try:
             raw = tomllib.loads(self.settings_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
@@ -149,6 +162,10 @@ class Project:
 
     def update_settings(self, section: str, **values: object) -> ProjectSettings:
         """Change some values of one table, validate the whole, save, and return the new settings."""
+        from pydantic import ValidationError
+
+        from ftstudio.settings import ProjectSettings, settings_errors
+
         current = self.settings().model_dump()
         current[section] = {**current[section], **values}
         try:

@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
 from ftstudio.progress import Event, ProgressFn, event_line
+
+if TYPE_CHECKING:  # only a type here: importing pydantic would cost every command's start-up
+    from pydantic import BaseModel
 
 RootOpt = Annotated[
     Path | None,
@@ -26,7 +28,7 @@ RootOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")]
 
 
-def setting_help(model: type[BaseModel], field: str) -> str:
+def setting_help(model: "type[BaseModel]", field: str) -> str:
     """An option's help is its setting's own description and default (one source of truth: the stage's model)."""
     info = model.model_fields[field]
     default = "" if info.default is None else f" (default: {info.default})"

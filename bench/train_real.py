@@ -139,7 +139,7 @@ def spawn(workdir: Path, precision: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the model folder (Hugging Face form)")
+    parser.add_argument("--model", help="the model folder (Hugging Face form); required")
     parser.add_argument("--examples", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ftstudio-bench-train-real"))
@@ -147,6 +147,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args.workdir, args.child)
+    if not args.model:
+        parser.error("--model FOLDER is required")
     args.workdir.mkdir(parents=True, exist_ok=True)
     setup(args.workdir, str(Path(args.model).resolve()), args.examples)
     import torch

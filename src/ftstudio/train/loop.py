@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftstudio.progress import ProgressFn
-from ftstudio.train.backends import Choice
+from ftstudio.train.backends import Choice, Precision
 from ftstudio.train.batching import Batch, collate, plan_epoch
 from ftstudio.train.distributed import Processes
 from ftstudio.train.formatting import Encoded, Formatter, Prepared
@@ -114,6 +114,7 @@ class Training:
     data: Prepared
     params: list
     plan: BatchPlan
+    precision: Precision
     optimizer: Any = None
     scheduler: Any = None
     start_step: int = 0
@@ -151,7 +152,8 @@ def train_step(t: Training, step: int, optimizer, scheduler) -> dict[str, float]
             continue
         for chunk in b.chunks(plan.rows_per_pass):
             inputs = {k: v.to(device) for k, v in chunk.items()}
-            out = model(**inputs, num_items_in_batch=n_labels, use_cache=False)
+            with t.precision.context():  # backward follows the dtypes autocast chose in the forward pass
+                out = model(**inputs, num_items_in_batch=n_labels, use_cache=False)
             out.loss.backward()
             loss_sum += out.loss.detach().double().cpu()
     for p in t.params:

@@ -152,6 +152,9 @@ def setup(
             "QLoRA (a 4-bit NF4 base) needs a CUDA GPU and none is visible",
             hint="use --method lora (runs on the CPU, slowly), or a machine with an NVIDIA GPU",
         )
+    precision = backends.choose_precision(
+        settings.precision, cuda_dtype=backends.cuda_dtype() if cuda else None, bf16_units=backends.cpu_bf16_units()
+    )
     sharding.check_supported(procs.shard, choice.backend)
     if new_base:  # a folder or a GGUF file as its absolute path, as the project stores it
         base_model = checked.model if checked.info.get("source") in ("folder", "gguf") else new_base
@@ -181,7 +184,7 @@ def setup(
     plan = BatchPlan.make(settings, data, backend=choice.backend, device=device, pad_id=pad_id, procs=procs)
     params = [p for p in model.parameters() if p.requires_grad]
     return Training(settings, base_model, choice, procs, progress, model, tokenizer, formatter, device, data, params,
-                    plan)  # fmt: skip
+                    plan, precision)  # fmt: skip
 
 
 def open_run(project: Project, t: Training, resuming: Run | None, found_probe: dict | None) -> Run:
@@ -205,7 +208,8 @@ def open_run(project: Project, t: Training, resuming: Run | None, found_probe: d
         data = t.data
         record = RunRecord(
             id=run_id, base_model=t.base_model, method=t.settings.method, backend=t.backend.backend,
-            backend_reason=t.backend.reason, settings=t.settings.model_dump(mode="json"), started_at=now_iso(),
+            backend_reason=t.backend.reason, precision=t.precision.name, precision_reason=t.precision.reason,
+            settings=t.settings.model_dump(mode="json"), started_at=now_iso(),
             examples={"train": len(data.train), "eval": len(data.eval), "truncated": data.truncated,
                       "dropped": data.dropped},
             warnings=data.warnings, probe=found_probe, device=str(t.device), world_size=t.procs.world,

@@ -44,6 +44,8 @@ class RunRecord:
     method: str | None = None
     backend: str | None = None
     backend_reason: str | None = None
+    precision: str | None = None  # the training steps' arithmetic: fp32, bf16 (CPU autocast), or a GPU's dtype
+    precision_reason: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     examples: dict[str, int] = field(default_factory=dict)

@@ -17,6 +17,12 @@ class TrainSettings(BaseModel):
     backend: Literal["auto", "unsloth", "transformers"] = Field(
         "auto", description="auto: Unsloth when CUDA is present and it imports, else transformers + PEFT."
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="CPU arithmetic. bf16: the model's matrix products in bfloat16 (autocast; the adapter's weights "
+        "and the optimizer stay fp32), on CPUs with AMX or AVX512-BF16 only; fp32: full precision. auto: fp32. "
+        "A CUDA GPU trains in bf16 (fp16 without bf16) whatever this says.",
+    )
     only_accepted: bool = Field(
         False, description="Train only on pairs accepted in review (rejected pairs are never trained on)."
     )

@@ -158,7 +158,7 @@ class _Maker:
         self.asked = 0
         self.price_bound: float | None = None
         self.streak = 0
-        self.concurrency = settings.concurrency or provider.default_concurrency
+        self.concurrency = provider.concurrency_for(settings.concurrency)
         self.helper = f"{provider.name}:{settings.model}"
         self.templates = {k: prompts.load_template(project.dir, k) for k in ("evalset", "paraphrase")}
 
@@ -334,7 +334,8 @@ def make_eval_set(
         rng.shuffle(unused)
         helper = provider or create(
             settings.provider, base_url=settings.base_url, api_key=api_key,
-            concurrency=settings.concurrency or 16, timeout=settings.timeout_s,
+            concurrency=settings.concurrency or 16, timeout=settings.timeout_s, root=project.root,
+            num_ctx=settings.num_ctx, progress=progress,
         )  # fmt: skip
         maker = _Maker(project, settings, eval_settings, helper, source, max_cost, progress, questions)
         for e in examples:

@@ -268,7 +268,7 @@ class _Generator:
 
     async def run_loop(self) -> None:
         s, run = self.settings, self.run
-        concurrency = s.concurrency or self.provider.default_concurrency
+        concurrency = self.provider.concurrency_for(s.concurrency)
         queue = deque(self.state.pending_tasks(run.id))  # assigned by an earlier session, never finished
         inflight: dict[asyncio.Future, Task] = {}
         # Finished requests arrive here (cheaper than asyncio.wait over every in-flight future each time).
@@ -509,6 +509,9 @@ def generate(
                 api_key=api_key,
                 concurrency=settings.concurrency or 64,
                 timeout=settings.timeout_s,
+                root=project.root,
+                num_ctx=settings.num_ctx,
+                progress=progress,
             )
             gen = _Generator(
                 project, settings, helper, state, run, source, max_cost=max_cost, progress=progress, cancel=cancel
@@ -550,6 +553,7 @@ def generate(
             state.save_run(run)
     summary = run_summary(run)
     summary["structured_output"] = helper.structured_form or "prompt-only"
+    summary["concurrency"] = helper.concurrency_for(settings.concurrency)
     summary["seconds"] = round(time.monotonic() - started, 3)
     summary["data"] = str(project.sft_data)
     return summary

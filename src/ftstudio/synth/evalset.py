@@ -93,6 +93,9 @@ class EvalSetResult:
     usage: dict[str, Any]
     warnings: tuple[str, ...]
     seconds: float
+    # The helper that wrote it: provider, model, base_url, and `from` (this run, project.toml, or the generation
+    # run it was taken from).
+    helper: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "warnings": list(self.warnings)}
@@ -300,6 +303,7 @@ def make_eval_set(
     api_key: str | None = None,
     provider: Provider | None = None,
     progress: ProgressFn | None = None,
+    helper_from: str = "this run",
 ) -> EvalSetResult:
     """Have the helper write `questions` eval questions into data/eval_set.jsonl (see the module docstring).
 
@@ -373,4 +377,5 @@ def make_eval_set(
     return EvalSetResult(
         str(project.eval_set), frozen.version, len(frozen.items), maker.asked, frozen.counts(), dict(maker.dropped),
         maker.usage.to_dict(), tuple(maker.warnings), round(time.monotonic() - started, 3),
+        {"provider": settings.provider, "model": settings.model, "base_url": settings.base_url, "from": helper_from},
     )  # fmt: skip

@@ -292,9 +292,8 @@ def build(ctx) -> None:
         return request.model_copy(update={"save": True}) if helper else request
 
     def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *shares):
-        """The eval set is written by the helper shown here (the project's unless changed), as a job."""
-        if not model_name:
-            return "⚠ Not started: *Helper model*: choose one (Refresh list, then pick it)."
+        """The eval set is written by the helper shown here (the project's unless changed; with no model chosen, the
+        last generation run's, as the CLI does), as a job."""
         project = open_project(root, project_name)
         try:
             request = eval_request(project, provider_name, url, model_name, count, fresh, shares)

@@ -290,13 +290,16 @@ def make_eval_set(
     cancel: threading.Event | None = None,
     **values: Any,
 ) -> EvalSetResult:
-    """Have the project's helper (or the request's, for this run) write the frozen eval set (data/eval_set.jsonl;
-    see ftstudio.synth.evalset). With `save`, the request's settings and helper are stored once the set is written."""
+    """Have the project's helper (or the request's, for this run; with neither, the last generation run's) write the
+    frozen eval set (data/eval_set.jsonl; see ftstudio.synth.evalset); the result's `helper` says which it used.
+    With `save`, the request's settings and helper are stored once the set is written."""
     from ftstudio.synth.evalset import make_eval_set as run
 
     request = request_of(EvalSetRequest, request, values)
-    result = run(project, request.helper_settings(project), request.resolve(project), request.make_eval,
-                 fresh=request.fresh, max_cost=request.max_cost, progress=watched(progress, cancel))  # fmt: skip
+    eval_settings = request.resolve(project)
+    helper, helper_from = request.helper_choice(project)
+    result = run(project, helper, eval_settings, request.make_eval, fresh=request.fresh, max_cost=request.max_cost,
+                 progress=watched(progress, cancel), helper_from=helper_from)  # fmt: skip
     request.store(project)
     return result
 

@@ -302,9 +302,25 @@ class EvalSetRequest(Request):
         """The helper settings this request names (the rest come from the project's `[synth]`)."""
         return {n: getattr(self, n) for n in self.helper_fields if getattr(self, n) is not None}
 
+    def helper_choice(self, project) -> tuple[SynthSettings, str]:
+        """The `[synth]` settings to run with and where their helper came from: this request's helper over the
+        project's; when neither names a model, the helper of the last generation run (`ftstudio generate` without
+        --save leaves none in project.toml), unless this request names another provider."""
+        from ftstudio.synth.state import last_run_helper
+
+        synth = project.settings().synth
+        chosen = synth.model_copy(update=self.helper())
+        if chosen.model:
+            return chosen, "this run" if self.model else "project.toml [synth]"
+        last = last_run_helper(project.dir)
+        if last is None or (self.provider is not None and self.provider != last[1]["provider"]):
+            return chosen, "none"
+        run_id, helper = last
+        return synth.model_copy(update={**helper, **self.helper()}), f"generation run {run_id}"
+
     def helper_settings(self, project) -> SynthSettings:
-        """The project's `[synth]` settings with this run's helper applied."""
-        return project.settings().synth.model_copy(update=self.helper())
+        """The `[synth]` settings this run uses (see `helper_choice`)."""
+        return self.helper_choice(project)[0]
 
     def problems(self, project, settings: EvalSettings) -> list[str]:
         return [] if self.helper_settings(project).model else _helper_problems(project)

@@ -64,7 +64,9 @@ def data(
 
     --accept/--reject/--edit review pairs (training skips rejected ones; train.only_accepted limits it to accepted
     ones). --make-eval N writes the frozen eval set with the project's helper (synth.provider/model), or with the
-    one --provider/--model/--base-url name for this run; the API key comes from the environment. With it,
+    one --provider/--model/--base-url name for this run, or, when neither names a model, with the helper of the
+    last `ftstudio generate` run (its provider, model and base URL; it says which); the API key comes from the
+    environment. With it,
     --set KEY=VALUE changes an eval setting (held_out_share, per_chunk, ...) for this run; --save also stores it,
     and the helper named, in project.toml, once the eval set was written.
     """
@@ -117,6 +119,9 @@ def _make_eval(project, request: EvalSetRequest, json_mode: bool) -> None:
     def human() -> None:
         kinds = ", ".join(f"{k} {v}" for k, v in result.by_kind.items())
         out.print(f"Wrote {result.questions} eval questions ({kinds}) to {result.path}, version {result.version}")
+        h = result.helper
+        at = f" at {h['base_url']}" if h.get("base_url") else ""
+        out.print(f"helper: {h.get('provider')}:{h.get('model')}{at} (from {h.get('from')})")
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())) or "none"
         out.print(f"requests {result.usage['requests']}, cost ${result.usage['cost_usd']:.4f}; dropped: {dropped}")
 

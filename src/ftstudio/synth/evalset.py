@@ -93,6 +93,9 @@ class EvalSetResult:
     usage: dict[str, Any]
     warnings: tuple[str, ...]
     seconds: float
+    # The helper that wrote it: provider, model, base_url, and `from` (this run, project.toml, or the generation
+    # run it was taken from).
+    helper: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "warnings": list(self.warnings)}
@@ -158,7 +161,7 @@ class _Maker:
         self.asked = 0
         self.price_bound: float | None = None
         self.streak = 0
-        self.concurrency = settings.concurrency or provider.default_concurrency
+        self.concurrency = provider.concurrency_for(settings.concurrency)
         self.helper = f"{provider.name}:{settings.model}"
         self.templates = {k: prompts.load_template(project.dir, k) for k in ("evalset", "paraphrase")}
 
@@ -300,6 +303,7 @@ def make_eval_set(
     api_key: str | None = None,
     provider: Provider | None = None,
     progress: ProgressFn | None = None,
+    helper_from: str = "this run",
 ) -> EvalSetResult:
     """Have the helper write `questions` eval questions into data/eval_set.jsonl (see the module docstring).
 
@@ -334,7 +338,8 @@ def make_eval_set(
         rng.shuffle(unused)
         helper = provider or create(
             settings.provider, base_url=settings.base_url, api_key=api_key,
-            concurrency=settings.concurrency or 16, timeout=settings.timeout_s,
+            concurrency=settings.concurrency or 16, timeout=settings.timeout_s, root=project.root,
+            num_ctx=settings.num_ctx, progress=progress,
         )  # fmt: skip
         maker = _Maker(project, settings, eval_settings, helper, source, max_cost, progress, questions)
         for e in examples:
@@ -372,4 +377,5 @@ def make_eval_set(
     return EvalSetResult(
         str(project.eval_set), frozen.version, len(frozen.items), maker.asked, frozen.counts(), dict(maker.dropped),
         maker.usage.to_dict(), tuple(maker.warnings), round(time.monotonic() - started, 3),
+        {"provider": settings.provider, "model": settings.model, "base_url": settings.base_url, "from": helper_from},
     )  # fmt: skip

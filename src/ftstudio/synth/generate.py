@@ -34,9 +34,8 @@ from ftstudio.synth.providers import Provider, ProviderError, create
 from ftstudio.synth.quality import DuplicateIndex, content_terms, grounding_score, length_problem
 from ftstudio.synth.settings import SynthSettings
 from ftstudio.synth.sources import ChunkSource, SourceChunk, open_source
-from ftstudio.synth.state import RunRecord, RunState, Task, now, run_summary
+from ftstudio.synth.state import STATE_FILE, RunRecord, RunState, Task, now, run_summary
 
-STATE_FILE = "generate.db"
 FATAL_STREAK = 3  # this many requests in a row failing the same way (after their retries) stop the run
 # Finished pairs are appended at most this often (one fsync and one SQLite commit per batch); pairs not yet
 # appended at a crash are not lost: their tasks are still pending and are sent again on resume.
@@ -268,7 +267,7 @@ class _Generator:
 
     async def run_loop(self) -> None:
         s, run = self.settings, self.run
-        concurrency = s.concurrency or self.provider.default_concurrency
+        concurrency = self.provider.concurrency_for(s.concurrency)
         queue = deque(self.state.pending_tasks(run.id))  # assigned by an earlier session, never finished
         inflight: dict[asyncio.Future, Task] = {}
         # Finished requests arrive here (cheaper than asyncio.wait over every in-flight future each time).
@@ -442,10 +441,10 @@ def _resolve_run(
         if pairs is not None:
             existing.target = max(pairs, existing.written)
             state.conn.execute("UPDATE runs SET target = ? WHERE id = ?", (existing.target, existing.id))
-        existing.provider, existing.model = settings.provider, settings.model
+        existing.provider, existing.model, existing.base_url = settings.provider, settings.model, settings.base_url
         existing.status, existing.stop_reason = "running", None
         return existing
-    return state.new_run(pairs or 100, mode, topic, settings.provider, settings.model or "")
+    return state.new_run(pairs or 100, mode, topic, settings.provider, settings.model or "", settings.base_url)
 
 
 def generate(
@@ -509,6 +508,9 @@ def generate(
                 api_key=api_key,
                 concurrency=settings.concurrency or 64,
                 timeout=settings.timeout_s,
+                root=project.root,
+                num_ctx=settings.num_ctx,
+                progress=progress,
             )
             gen = _Generator(
                 project, settings, helper, state, run, source, max_cost=max_cost, progress=progress, cancel=cancel
@@ -550,6 +552,7 @@ def generate(
             state.save_run(run)
     summary = run_summary(run)
     summary["structured_output"] = helper.structured_form or "prompt-only"
+    summary["concurrency"] = helper.concurrency_for(settings.concurrency)
     summary["seconds"] = round(time.monotonic() - started, 3)
     summary["data"] = str(project.sft_data)
     return summary

@@ -134,7 +134,8 @@ def grade(
         )
     helper = provider or create(
         settings.provider, base_url=settings.base_url, api_key=api_key,
-        concurrency=settings.concurrency or 16, timeout=settings.timeout_s,
+        concurrency=settings.concurrency or 16, timeout=settings.timeout_s, root=project.root,
+        num_ctx=settings.num_ctx, progress=progress,
     )  # fmt: skip
     judge = f"{helper.name}:{model}"
     template = prompts.load_template(project.dir, "grade")
@@ -147,7 +148,7 @@ def grade(
     verdicts: list[Verdict | None] = [None] * len(requests)
     warnings: list[str] = []
     state = {"asked": 0, "failed": 0, "streak": 0, "done": 0, "inflight": 0, "capped": False, "fatal": None}
-    concurrency = settings.concurrency or helper.default_concurrency
+    concurrency = helper.concurrency_for(settings.concurrency)
 
     async def main() -> None:
         try:

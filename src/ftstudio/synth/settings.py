@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ProviderName = Literal["ollama", "openrouter", "openai", "offline"]
+ProviderName = Literal["ollama", "openrouter", "openai", "llamacpp", "offline"]
 QuestionType = Literal["fact", "explanation", "procedure", "comparison", "numeric"]
 QUESTION_TYPES: dict[str, str] = {
     "fact": "facts (who, what, when, where)",
@@ -21,15 +21,24 @@ class SynthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     provider: ProviderName = Field(
-        "ollama", description="Where the helper model runs (offline: a rule-based stand-in needing no model)."
+        "ollama",
+        description="Where the helper model runs (llamacpp: a GGUF file run in this process, no server; offline: a "
+        "rule-based stand-in needing no model).",
     )
     model: str | None = Field(
-        None, title="Helper model", description="Helper model name as the provider lists it (e.g. llama3:8b)."
+        None,
+        title="Helper model",
+        description="Helper model name as the provider lists it (e.g. llama3:8b; llamacpp: a .gguf path or a listed "
+        "name).",
     )
     base_url: str | None = Field(None, description="Provider address; the provider's default when empty.")
     pairs_per_chunk: int = Field(5, ge=1, le=50, description="Question-answer pairs asked for in each request.")
     concurrency: int | None = Field(
-        None, ge=1, le=512, description="Requests in flight; empty: the provider's default (Ollama 4, cloud 16)."
+        None,
+        ge=1,
+        le=512,
+        description="Requests in flight; empty: the provider's default (Ollama 4, cloud 16; llamacpp runs one at a "
+        "time).",
     )
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature of the helper model.")
     seed: int | None = Field(
@@ -37,7 +46,12 @@ class SynthSettings(BaseModel):
         description="Seed of the order chunks are drawn in (ties among the least used) and of the helper's sampling "
         "(when it supports one): the same seed, documents and helper write the same pairs; empty: a new order.",
     )
-    num_ctx: int | None = Field(None, ge=256, description="Ollama context window (num_ctx); empty: the model's.")
+    num_ctx: int | None = Field(
+        None,
+        ge=256,
+        description="Context window of a local helper (Ollama's num_ctx, llamacpp's n_ctx); empty: the model's "
+        "(llamacpp: at most 4096).",
+    )
     max_tokens: int = Field(2048, ge=64, description="Most tokens the helper may write per request.")
     timeout_s: float = Field(300, gt=0, description="Seconds one request may take before it is retried.")
     max_attempts: int = Field(5, ge=1, le=20, description="Tries per request (rate limits, 5xx, timeouts).")

@@ -39,7 +39,22 @@ _MIGRATIONS = [
     CREATE INDEX tasks_run_state ON tasks(run_id, state);
     CREATE TABLE chunk_use (chunk_id INTEGER PRIMARY KEY, uses INTEGER NOT NULL);
     """,
+    # The helper's address, so a later step (the eval set) can use the helper of the last run (never a key).
+    "ALTER TABLE runs ADD COLUMN base_url TEXT",
 ]
+
+
+STATE_FILE = "generate.db"
+
+
+def last_run_helper(project_dir: Path) -> tuple[str, dict[str, str | None]] | None:
+    """The helper (provider, model, base URL; a key is never recorded) of the project's newest generation run, with
+    that run's id; None when the project has none."""
+    path = project_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    with RunState.open(path) as state:
+        return state.last_helper()
 
 
 def now() -> str:
@@ -65,6 +80,7 @@ class RunRecord:
     cost_usd: float = 0.0
     dropped: dict[str, int] = field(default_factory=dict)
     created_at: str = ""
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,13 +139,25 @@ class RunState:
     def runs(self) -> list[RunRecord]:
         return [self._record(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY created_at, rowid")]
 
-    def new_run(self, target: int, mode: str, topic: str | None, provider: str, model: str) -> RunRecord:
+    def last_helper(self) -> tuple[str, dict[str, str | None]] | None:
+        """(run id, its provider, model and base URL) of the newest run that named a model; None without one."""
+        row = self.conn.execute(
+            "SELECT id, provider, model, base_url FROM runs WHERE model != '' ORDER BY created_at DESC, rowid DESC"
+            " LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return row["id"], {"provider": row["provider"], "model": row["model"], "base_url": row["base_url"]}
+
+    def new_run(
+        self, target: int, mode: str, topic: str | None, provider: str, model: str, base_url: str | None = None
+    ) -> RunRecord:
         run_id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         stamp = now()
         self.conn.execute(
-            "INSERT INTO runs (id, created_at, updated_at, target, mode, topic, provider, model, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-            (run_id, stamp, stamp, target, mode, topic, provider, model),
+            "INSERT INTO runs (id, created_at, updated_at, target, mode, topic, provider, model, base_url, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            (run_id, stamp, stamp, target, mode, topic, provider, model, base_url),
         )
         return self.get_run(run_id)  # type: ignore[return-value]
 
@@ -151,7 +179,7 @@ class RunState:
     def save_run(self, run: RunRecord) -> None:
         self.conn.execute(
             "UPDATE runs SET updated_at=?, status=?, stop_reason=?, written=?, requests=?, retries=?, failures=?,"
-            " tokens_in=?, tokens_out=?, cost_usd=?, dropped=?, provider=?, model=? WHERE id=?",
+            " tokens_in=?, tokens_out=?, cost_usd=?, dropped=?, provider=?, model=?, base_url=? WHERE id=?",
             (
                 now(),
                 run.status,
@@ -166,6 +194,7 @@ class RunState:
                 json.dumps(run.dropped, sort_keys=True),
                 run.provider,
                 run.model,
+                run.base_url,
                 run.id,
             ),
         )

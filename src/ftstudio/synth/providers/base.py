@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from ftstudio.errors import Unavailable
+from ftstudio.progress import ProgressFn
 
 ErrorKind = Literal["unreachable", "auth", "model_missing", "rate_limit", "server", "timeout", "bad_request"]
 # Kinds a later attempt may fix; the others stop the run.
@@ -103,20 +105,39 @@ class Provider(ABC):
     # How JSON output is asked for: "json_schema" (a schema the server enforces), "json_object" (JSON mode carrying
     # the schema) or None (the prompt alone). A provider that negotiates it with its server updates it.
     structured_form: str | None = "json_schema"
+    # Requests it can work on at once; None: as many as asked (a server queues them). A model in this process
+    # decodes one sequence at a time: the runs cap their concurrency to it (`concurrency_for`).
+    max_parallel: ClassVar[int | None] = None
 
     def __init__(
-        self, base_url: str | None = None, api_key: str | None = None, *, concurrency: int = 64, timeout: float = 300
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        concurrency: int = 64,
+        timeout: float = 300,
+        root: Path | None = None,
+        num_ctx: int | None = None,
+        progress: ProgressFn | None = None,
     ):
+        """`root` is the workspace (a local provider finds models in it), `num_ctx` the context window the run asks
+        for (a local provider sizes its model by it), `progress` where slow setup (loading a model) is reported."""
         self.base_url = base_url or self.default_base_url
         # The key lives only in memory; __repr__ leaves it out so it never reaches a log.
         self._api_key = api_key
         self.concurrency = concurrency
         self.timeout = timeout
+        self.root, self.num_ctx, self.progress = root, num_ctx, progress
         self._session: Any = None
         self._encoded: dict[int, tuple[Any, str]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def concurrency_for(self, requested: int | None) -> int:
+        """Requests a run keeps in flight: the one asked for (else the provider's default), at most `max_parallel`."""
+        wanted = requested or self.default_concurrency
+        return min(wanted, self.max_parallel) if self.max_parallel else wanted
 
     @abstractmethod
     async def list_models(self) -> list[ModelInfo]:

@@ -13,7 +13,7 @@ from ftstudio.errors import BadInput
 from ftstudio.synth.providers.base import Provider
 
 _PROVIDERS: dict[str, type[Provider]] = {}
-_BUILTINS = ("ollama", "openai", "openrouter", "offline")
+_BUILTINS = ("ollama", "openai", "openrouter", "offline", "llamacpp")
 _loaded = False
 
 

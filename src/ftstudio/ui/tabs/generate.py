@@ -1,15 +1,15 @@
-"""Tab 3, Generate: a helper model (Ollama, OpenRouter, any OpenAI-compatible server) writes question-answer pairs
-grounded in the knowledge store, as a background job of `ftstudio generate`, with the training mix (question types,
-paraphrases, follow-ups, "with passages" pairs) from the synth settings; the frozen eval set is made here too, as a
-job of `ftstudio data NAME --make-eval N`. The data can be previewed, reviewed (accept, edit, reject: provenance
-kept), added to or replaced by an uploaded JSONL (the choice is explicit; a replace keeps a backup), and downloaded.
+"""Tab 3, Generate: a helper model (Ollama, OpenRouter, any OpenAI-compatible server, a GGUF run in-process) writes
+question-answer pairs grounded in the knowledge store, as a background job of `ftstudio generate`, with the training
+mix (question types, paraphrases, follow-ups, "with passages" pairs) from the synth settings; the frozen eval set is
+made here too, as a job of `ftstudio data NAME --make-eval N`. The data can be previewed, reviewed (accept, edit,
+reject: provenance kept), added to or replaced by an uploaded JSONL (the choice is explicit; a replace keeps a
+backup), and downloaded.
 
 The API key is a password field: it reaches the job through the subprocess's environment only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import typing
 from pathlib import Path
 
@@ -73,19 +73,12 @@ def key_env(provider: str) -> str | None:
         return KEY_ENVS.get(provider)
 
 
-def list_helper_models(provider: str, base_url: str | None, api_key: str | None) -> list[str]:
-    """Model names the provider lists now; Unavailable/BadInput (with what to do) when it cannot be reached."""
-    from ftstudio.synth.providers.base import ProviderError
-    from ftstudio.synth.providers.registry import create
+def list_helper_models(provider: str, base_url: str | None, api_key: str | None, root=None) -> list[str]:
+    """Model names the provider lists now (llamacpp: GGUF files in the workspace `root` and installed packages);
+    Unavailable/BadInput (with what to do) when it cannot be reached."""
+    from ftstudio.synth.helpers import list_helpers
 
-    async def fetch() -> list[str]:
-        async with create(provider, base_url=base_url or None, api_key=api_key or None) as helper:
-            return [m.id for m in await helper.list_models()]
-
-    try:
-        return asyncio.run(fetch())
-    except ProviderError as exc:
-        raise exc.to_unavailable() from exc
+    return [m.id for m in list_helpers(provider, base_url or None, api_key or None, root=root)]
 
 
 def data_rows(project, limit: int = 500) -> list[list]:
@@ -221,7 +214,7 @@ def build(ctx) -> None:
 
     def refresh_models(provider_name, url, key):
         try:
-            found = list_helper_models(provider_name, url, key)
+            found = list_helper_models(provider_name, url, key, root)
         except ImportError:
             return gr.update(), "Listing helper models needs the generation stage (ftstudio.synth)."
         except FtError as exc:
@@ -235,7 +228,7 @@ def build(ctx) -> None:
         if chosen:
             return gr.update(value=chosen, choices=[chosen]), ""
         try:
-            found = list_helper_models(provider_name, url, None)
+            found = list_helper_models(provider_name, url, None, root)
         except (ImportError, FtError) as exc:
             note = describe(exc) if isinstance(exc, FtError) else "listing needs the generation stage"
             return gr.update(value=None, choices=[]), f"No helper model chosen: ⚠ {note}"
@@ -299,9 +292,8 @@ def build(ctx) -> None:
         return request.model_copy(update={"save": True}) if helper else request
 
     def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *shares):
-        """The eval set is written by the helper shown here (the project's unless changed), as a job."""
-        if not model_name:
-            return "⚠ Not started: *Helper model*: choose one (Refresh list, then pick it)."
+        """The eval set is written by the helper shown here (the project's unless changed; with no model chosen, the
+        last generation run's, as the CLI does), as a job."""
         project = open_project(root, project_name)
         try:
             request = eval_request(project, provider_name, url, model_name, count, fresh, shares)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders.errors import LoadError
 from ftstudio.knowledge.loaders.text import decode_text
 
@@ -97,6 +98,19 @@ def main_content(doc):
         return articles[0]
     body = doc.find("body")
     return body if body is not None else doc
+
+
+def declared_language(doc) -> str | None:
+    """The language the page declares: `lang` (or `xml:lang`) on <html>, else a Content-Language or DC.language
+    meta element."""
+    for tag in (doc.get("lang"), doc.get("{http://www.w3.org/XML/1998/namespace}lang")):
+        if normalise(tag):
+            return normalise(tag)
+    for meta in doc.iterfind(".//meta"):
+        name = (meta.get("http-equiv") or meta.get("name") or "").lower()
+        if name in ("content-language", "dc.language", "language"):
+            return normalise((meta.get("content") or "").split(",")[0])
+    return None
 
 
 class SectionBuilder:
@@ -273,7 +287,7 @@ def load(path: Path, data: bytes) -> LoadedDocument:
     title = clean_title(title_el.text_content()) if title_el is not None else ""
     if not title:
         title = next((s.heading_path[0] for s in sections if s.heading_path), "")
-    return LoadedDocument("html", sections, title or None, encoding)
+    return LoadedDocument("html", sections, title or None, encoding, language=declared_language(doc))
 
 
 class RepeatedBlocks:

@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders import ocr
 from ftstudio.knowledge.loaders.errors import LoadError
 from ftstudio.knowledge.loaders.text import title_line
@@ -142,7 +143,7 @@ def _read(path: Path, pdf) -> LoadedDocument:
             f"no text layer in any of its {len(pdf)} pages, and OCR read no text in them",
             "check that the pages hold legible text; for other languages set FTSTUDIO_OCR_LANG (e.g. deu)",
         )
-    return LoadedDocument("pdf", sections, _title(pdf, marks, sections), notes=notes)
+    return LoadedDocument("pdf", sections, _title(pdf, marks, sections), notes=notes, language=_language(pdf))
 
 
 def _clean(text: str) -> str:
@@ -374,6 +375,18 @@ def _title(pdf, marks, sections: list[Section]) -> str | None:
     if first is not None and marks[first]:
         return marks[first][0][1][0]
     return title_line(sections[0].text) if sections else None
+
+
+def _language(pdf) -> str | None:
+    """The document catalog's /Lang (the language a tagged PDF declares), normalised."""
+    import pypdfium2.raw as pdfium_c
+
+    size = pdfium_c.FPDFCatalog_GetLanguage(pdf.raw, None, 0)  # bytes of UTF-16LE, with the ending NUL
+    if size <= 2 or size > 200:
+        return None
+    buffer = ctypes.create_string_buffer(size)
+    pdfium_c.FPDFCatalog_GetLanguage(pdf.raw, buffer, size)
+    return normalise(buffer.raw[: size - 2].decode("utf-16-le", errors="replace"))
 
 
 def _bookmarks(pdf) -> dict[int, list[tuple[float | None, tuple[str, ...]]]]:

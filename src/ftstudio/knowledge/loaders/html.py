@@ -193,7 +193,9 @@ class SectionBuilder:
             elif tag == "tr":
                 self._end_paragraph()
                 cells = [
-                    " ".join(c.text_content().split()) for c in el if isinstance(c.tag, str) and c.tag in ("td", "th")
+                    " ".join(_text_without_permalinks(c).split())
+                    for c in el
+                    if isinstance(c.tag, str) and c.tag in ("td", "th")
                 ]
                 if any(cells):
                     self._paragraphs.append(" | ".join(cells))
@@ -212,12 +214,13 @@ class SectionBuilder:
                 self._inline.append(tail)
 
 
-def _text_without_permalinks(heading) -> str:
-    """A heading's text without the permalink anchor ("¶") that documentation generators append to it."""
-    parts = [heading.text or ""]
-    for child in heading:
-        if not (isinstance(child.tag, str) and _is_permalink(child)):
-            parts.append(child.text_content() if isinstance(child.tag, str) else "")
+def _text_without_permalinks(element) -> str:
+    """An element's text without the permalink anchors ("¶", "#", "§", "🔗") that documentation generators put in
+    headings, table cells and code captions, at any depth (MkDocs and texinfo wrap them in a span)."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str) and not _is_permalink(child):
+            parts.append(_text_without_permalinks(child))
         parts.append(child.tail or "")
     return "".join(parts)
 

@@ -43,6 +43,11 @@ _SCRIPTS = {
 }  # fmt: skip
 
 
+def function_words(language: str | None) -> frozenset[str]:
+    """The function words listed for `language` ("how", "to", "the" for "en"); empty for a language not listed."""
+    return frozenset(_WEIGHT.get(language or "", ()))
+
+
 def normalise(tag: str | None) -> str | None:
     """A declared language tag ("en-US", "pt_BR", " DE ") as its primary language ("en", "pt", "de"), or None."""
     primary = re.split(r"[-_]", (tag or "").strip().lower(), maxsplit=1)[0]

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ftstudio.errors import BadInput, NotFound
-from ftstudio.knowledge.language import detect
+from ftstudio.knowledge.language import detect, function_words
 
 # Heading titles are joined with a newline in the `heading` column: a title never holds one (loaders collapse
 # whitespace), and the FTS tokenizer treats it as a separator, so the column is both structural and searchable.
@@ -541,10 +541,10 @@ class KnowledgeStore:
         """
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise BadInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}", hint="ask for fewer results")
-        words, common, bounded = self._query_words(query)
+        language = detect(query)
+        words, common, bounded = self._query_words(query, function_words(language))
         if not words:
             return []
-        language = detect(query)
         if common:
             # Words in most chunks carry no BM25 weight (FTS5 clamps it to 1e-6): there is no ranking to find, so
             # the first k chunks holding all of them (else any) are scored and sorted, not every chunk.
@@ -583,7 +583,7 @@ class KnowledgeStore:
             args = (language, match, k)
         return self._db.execute(f"{sql} ORDER BY score DESC, rowid LIMIT ?", args).fetchall()
 
-    def _query_words(self, query: str) -> tuple[list[str], bool, bool]:
+    def _query_words(self, query: str, function: frozenset[str] = frozenset()) -> tuple[list[str], bool, bool]:
         """The query's words to search for, quoted for FTS5, rarest first; whether they are all common ones (held
         by more than half the chunks); and whether they may match more than MAX_SCORED chunks (see `search`).
 
@@ -591,6 +591,11 @@ class KnowledgeStore:
         make the cost grow with the query's length.
         """
         words = [w for w in dict.fromkeys(_fold(w) for w in _WORD_RE.findall(query)) if w]
+        # The query language's function words ("how", "to", "what") say what is asked, not about what: scored, they
+        # favoured any heading phrased as a question (an FAQ's "How do I install a source package?", its weight
+        # tripled as a heading) and used up the scoring budget before the words that matter ("configure").
+        if any(w not in function for w in words):
+            words = [w for w in words if w not in function]
         if len(words) > _MAX_LOOKUPS:
             words = sorted(words, key=len, reverse=True)[:_MAX_LOOKUPS]
         half = self._cached_count() / 2  # first: it also forgets the word counts if the store has changed

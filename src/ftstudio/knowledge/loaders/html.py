@@ -23,10 +23,12 @@ _DROP = {
 _CHROME = {"header", "footer"}  # page chrome, unless inside the main content (an article's own header)
 _DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog"}
 # An id or class naming page furniture (DocBook's navheader/navfooter, publican's banner and docnav, Sphinx's
-# sphinxsidebar, related and headerlink, ...): the element is boilerplate wherever the site puts it.
+# sphinxsidebar, related and headerlink, texinfo's Contents_element, ...): the element is boilerplate wherever the
+# site puts it.
 _BOILER_NAME = re.compile(
     r"^(?:.*nav(?:bar|igation|header|footer)?|banner|masthead|breadcrumbs?|sidebar|sphinxsidebar(?:wrapper)?|"
     r"related|relbar\d?|footer|header|skip-?links?|menu|pager|pagination|toc|toctree-wrapper|headerlink|"
+    r"contents_element|sec_contents|sec_overview|shortcontents_element|"
     r"permalink|anchor-?link|edit-?this-?page|cookie-?\w*|share|social)$",
     re.I,
 )

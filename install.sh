@@ -30,6 +30,7 @@ case "$extra" in
     apt_packages=(
       chromium golang-go
       debian-policy developers-reference debian-faq debian-reference-en maint-guide debian-handbook live-manual-epub
+      r-doc-pdf r-doc-html postgresql-doc-15 git-doc live-manual-html
       pandoc tesseract-ocr tesseract-ocr-eng ed psmisc groff-base make git
     )
     if command -v apt-get >/dev/null 2>&1 && ! dpkg -s "${apt_packages[@]}" >/dev/null 2>&1; then

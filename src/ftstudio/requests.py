@@ -39,7 +39,7 @@ def parse_set(item: str) -> tuple[str, Any]:
         try:
             return key.strip(), json.loads(raw)
         except ValueError as exc:
-            raise BadInput(f"--set {item!r}: {exc}", hint="write lists as JSON, e.g. [\"q_proj\"]") from exc
+            raise BadInput(f"--set {item!r}: {exc}", hint='write lists as JSON, e.g. ["q_proj"]') from exc
     return key.strip(), raw
 
 
@@ -343,8 +343,10 @@ class EvaluateRequest(Request):
 
     def problems(self, project, settings: EvalSettings) -> list[str]:
         if not project.eval_set.is_file():  # the first thing to fix: without questions there is nothing to judge
-            return [f"eval set: project {project.name!r} has none (data/eval_set.jsonl); make one, best before "
-                    f"training: `ftstudio data {project.name} --make-eval 40` (studio: Generate tab, Make eval set)"]
+            return [
+                f"eval set: project {project.name!r} has none (data/eval_set.jsonl); make one, best before "
+                f"training: `ftstudio data {project.name} --make-eval 40` (studio: Generate tab, Make eval set)"
+            ]
         return [] if settings.judge_model else _helper_problems(project)
 
 

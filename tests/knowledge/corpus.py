@@ -57,6 +57,29 @@ PARTS = [
     Part("groff-base", "/usr/share/doc/groff-base/NEWS.gz", "latin1/groff-NEWS.txt"),
     # Markdown.
     Part("git", "/usr/share/doc/git/README.md", "md/git-README.md"),
+    # Kinds the clean-up was not tuned on: texinfo (TeX) PDFs of R with chapter running heads, texinfo HTML with
+    # "¶" copiable anchors, PostgreSQL's DocBook HTML, git's AsciiDoc HTML, and the Live Systems Manual's HTML in
+    # English and three of its translations (no lang attribute: their language is detected).
+    Part("r-doc-pdf", "/usr/share/R/doc/manual/R-intro.pdf", "pdf/R-intro.pdf"),
+    Part("r-doc-pdf", "/usr/share/R/doc/manual/R-FAQ.pdf", "pdf/R-FAQ.pdf"),
+    Part("r-doc-html", "/usr/share/R/doc/manual/R-intro.html", "html/r/R-intro.html"),
+    *(
+        Part("postgresql-doc-15", f"/usr/share/doc/postgresql-doc-15/html/{page}.html", f"html/postgresql/{page}.html")
+        for page in ("sql-select", "tutorial-join", "runtime-config-connection")
+    ),
+    *(
+        Part("git-doc", f"/usr/share/doc/git-doc/{page}.html", f"html/git/{page}.html")
+        for page in ("git-config", "gittutorial", "git-rebase")
+    ),
+    *(
+        Part(
+            "live-manual-html",
+            f"/usr/share/doc/live-manual/html/live-manual/{page}.{lang}.html",
+            f"html/live-manual/{page}.{lang}.html",
+        )
+        for page in ("overview-of-tools", "managing-a-configuration")
+        for lang in ("en", "ja", "fr", "ca")
+    ),  # fmt: skip
 ]
 # Latin-1 files and a word each holds that a wrong guess (big5, cp850) garbles.
 LATIN1 = {
@@ -151,6 +174,11 @@ QUESTIONS = [
     ("what is the Filesystem Hierarchy Standard /usr/local for", ("policy", "handbook", "debian-reference"), None),
     ("upload a package to the security archive", ("devref",), "security"),
     ("Debian Social Contract and free software guidelines", ("faq", "handbook", "policy", "devref"), None),
+    # Asked in English, answered by the English pages first, though the translations hold the same commands.
+    ("what does lb config do in live-build", (".en.html", "live-manual.epub", "live-manual-multilingual"), None),
+    ("how to configure apt sources", ("debian-reference", "handbook"), None),
+    ("how do I join two tables in a SELECT query", ("postgresql",), None),
+    ("how to edit a git config variable", ("git/git-config",), None),
 ]
 
 _NAV_LINE = re.compile(

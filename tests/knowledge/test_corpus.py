@@ -4,6 +4,7 @@ answers it should. Skipped, naming what is missing, on a machine without the pac
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import corpus
 import pytest
@@ -97,3 +98,35 @@ def test_pdf_contents_pages_are_named_and_left_out(ingested):
     result = next(d for d in report.documents if d.path.endswith("pdf/policy.pdf"))
     assert any("contents or index pages" in note for note in result.notes), result.notes
     assert not any(re.search(r"(?:\. ){5,}", c.text) for c in store.document_chunks(result.path))
+
+
+def test_documents_of_kinds_not_tuned_on(ingested):
+    """R's texinfo PDFs and HTML, PostgreSQL's and git's HTML, the Live Systems Manual's pages in four languages."""
+    _, store, folder, _ = ingested
+    docs = [d for d in store.documents() if any(m in d.path for m in ("/R-", "/postgresql/", "/git/", "/live-manual/"))]
+    if len(docs) < 10:
+        pytest.skip("r-doc-pdf, r-doc-html, postgresql-doc-15, git-doc or live-manual-html not installed")
+    # Every document's language is recorded: declared or detected (the manual's translations declare none).
+    languages = {d.path.rsplit("/", 1)[1]: d.language for d in docs}
+    assert all(languages.values()), languages
+    assert {languages[f"overview-of-tools.{lang}.html"] for lang in ("en", "ja", "fr", "ca")} == {
+        "en",
+        "ja",
+        "fr",
+        "ca",
+    }
+    chunks = [c for d in docs for c in store.document_chunks(d.id)]
+    assert not [c.text[:80] for c in chunks if re.search("[¶§🔗]", c.text)]  # permalink glyphs
+    # No running head in more than a small share of a PDF's chunks ("Chapter 1: Introduction and preliminaries").
+    for d in (d for d in docs if d.type == "pdf"):
+        mine = store.document_chunks(d.id)
+        heads = sum(1 for c in mine if re.search(r"^Chapter \d+: .* \d+$", c.text, re.M))
+        assert heads <= 0.02 * len(mine), (d.path, heads, len(mine))
+    # Asked in English, the English page comes first, and the translations are still found further down.
+    hits = store.search("what does lb config do in live-build", k=20)
+    assert hits[0].chunk.document.endswith(".en.html") or "live-manual" in hits[0].chunk.document
+    assert not hits[0].chunk.document.endswith((".ja.html", ".fr.html", ".ca.html"))
+    assert any(h.chunk.document.endswith(".ja.html") for h in store.search("lb config", k=20))
+    # A manual that explains sources.list ranks above the developers' reference.
+    top = [Path(h.chunk.document).relative_to(folder).as_posix() for h in store.search("how to configure apt sources")]
+    assert "devref" not in top[0] and any(m in top[0] for m in ("debian-reference", "handbook", "faq")), top

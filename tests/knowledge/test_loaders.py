@@ -389,3 +389,27 @@ def test_text_encodings_nearly_ascii_is_western_and_recorded(tmp_path):
     (tmp_path / "ru.txt").write_bytes(russian.encode("cp1251"))
     doc = _load(tmp_path / "ru.txt")
     assert doc.sections[0].text == russian.strip() and doc.encoding == "cp1251"
+
+
+def test_html_permalinks_nested_in_headings_and_cells_are_left_out_and_the_language_is_kept(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text(
+        '<html lang="en-GB"><body><h2><span>Install<a class="headerlink" href="#install">¶</a></span></h2>'
+        '<p>Run it.</p><table><tr><td>key<a href="#key">§</a></td><td>value</td></tr></table></body></html>',
+        encoding="utf-8",
+    )
+    doc = _load(page)
+    assert doc.language == "en"
+    assert doc.sections[0].heading_path == ("Install",)
+    assert doc.sections[0].text == "Install\n\nRun it.\n\nkey | value"
+
+
+def test_language_detection_by_script_and_function_words():
+    from ftstudio.knowledge.language import detect, normalise
+
+    assert detect("what does lb config do in live-build") == "en"
+    assert detect("wie konfiguriere ich das Netzwerk und die Quellen") == "de"
+    assert detect("comment configurer les sources apt") == "fr"
+    assert detect("lb config の使い方とオプションについて説明します") == "ja"
+    assert detect("lb config") is None and detect("12 34") is None  # too little to tell
+    assert (normalise("pt_BR"), normalise(" EN-us "), normalise("und"), normalise(None)) == ("pt", "en", None, None)

@@ -237,3 +237,20 @@ def test_a_version_1_store_migrates_with_its_data(tmp_path):
         store.replace_document(_doc("/old.md", "h2"), [NewChunk("modern decimals", 2)])
         assert store.search("ancient") == [] and store.search("decimals")[0].chunk.document == "/old.md"
         assert store.integrity_check() == "ok"
+
+
+def test_search_prefers_the_query_language_without_hiding_others(tmp_path):
+    with KnowledgeStore.open(tmp_path / "k.db") as store:
+
+        def add(path, language, text):
+            doc = NewDocument(path, path, "text", 1, 0.0, "estimate", 512, 64, title=path, language=language)
+            store.replace_document(doc, [NewChunk(text, 10)])
+
+        # The Japanese chunk is shorter in tokens (a run of kana is one token), so plain BM25 ranks it first.
+        add("ja.txt", "ja", "lb config は設定を作ります")
+        add("en.txt", "en", "lb config creates the configuration tree that lb build reads, with the options given")
+        plain = [h.chunk.document for h in store.search("lb config", k=2)]
+        english = [h.chunk.document for h in store.search("what does lb config do", k=2)]
+        assert plain == ["ja.txt", "en.txt"]
+        assert english == ["en.txt", "ja.txt"]  # preferred, the other still found
+        assert [d.language for d in store.documents()] == ["en", "ja"]

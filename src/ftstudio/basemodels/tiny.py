@@ -169,7 +169,8 @@ def build_tiny_model(
         max_position_embeddings=2048,
         tie_word_embeddings=False,
         bos_token_id=ids(spec.bos) if spec.bos else None,
-        eos_token_id=[ids(t) for t in spec.generation_eos] if len(spec.generation_eos) > 1
+        eos_token_id=[ids(t) for t in spec.generation_eos]
+        if len(spec.generation_eos) > 1
         else ids(spec.generation_eos[0]),
         pad_token_id=ids(spec.pad) if spec.pad else None,
         rms_norm_eps=1e-5,

@@ -171,4 +171,3 @@ def _render(s: dict) -> None:
             out.print(f"  {d['document']}: {d['chunks_used']}/{d['chunks']}")
     if s["bad_lines"]:
         out.print(f"{len(s['bad_lines'])} bad line(s), listed on stderr")
-

@@ -49,8 +49,11 @@ def train(
     probe_only: Annotated[bool, typer.Option(help=_request_help("probe_only"))] = False,
     write_accelerate_config: Annotated[
         str | None,  # noqa: UP007
-        typer.Option(help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into "
-                     "the project's accelerate/ folder, print the launch command, and stop.", metavar="KIND"),
+        typer.Option(
+            help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into "
+            "the project's accelerate/ folder, print the launch command, and stop.",
+            metavar="KIND",
+        ),
     ] = None,
     processes: Annotated[int, typer.Option(help="Processes (devices) in the written accelerate config.")] = 2,
     set_: SetOpt = None,

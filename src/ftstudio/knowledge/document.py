@@ -29,6 +29,7 @@ class LoadedDocument:
     encoding: str | None = None  # the text encoding it was decoded from (text formats)
     meta: dict = field(default_factory=dict)  # front matter and the like
     notes: list[str] = field(default_factory=list)  # parts left out on purpose, said in the ingest result
+    language: str | None = None  # the language the document declares (ISO 639-1), normalised; None if it says none
 
 
 def clean_text(text: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ftstudio.errors import NotFound
 from ftstudio.knowledge.chunking import chunk_sections
+from ftstudio.knowledge.language import detect
 from ftstudio.knowledge.loaders import LoadError, is_supported, load_document
 from ftstudio.knowledge.loaders.html import RepeatedBlocks
 from ftstudio.knowledge.safe_read import current_limits, read_regular, use_limits
@@ -235,6 +236,8 @@ def ingest_file(
             title=loaded.title or path.stem.replace("_", " "),
             encoding=loaded.encoding,
             meta=loaded.meta,
+            # The language the document declares, else the one its text is written in (search prefers the query's).
+            language=loaded.language or detect("\n".join(s.text for s in loaded.sections[:50])),
         )
         info = store.replace_document(doc, chunks)
     except LoadError as exc:

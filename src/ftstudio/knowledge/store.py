@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ftstudio.errors import BadInput, NotFound
+from ftstudio.knowledge.language import detect, function_words
 
 # Heading titles are joined with a newline in the `heading` column: a title never holds one (loaders collapse
 # whitespace), and the FTS tokenizer treats it as a separator, so the column is both structural and searchable.
@@ -74,6 +75,7 @@ class DocumentInfo:
     chunks: int
     tokens: int
     meta: dict | None = None  # front matter and the like
+    language: str | None = None  # ISO 639-1, declared by the document or detected; None when unknown
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -106,6 +108,7 @@ class NewDocument:
     title: str | None = None
     encoding: str | None = None
     meta: dict | None = None  # front matter and the like, stored as JSON
+    language: str | None = None
 
 
 def format_location(
@@ -136,6 +139,10 @@ _MAX_LOOKUPS = 64
 MAX_SCORED = 2500
 # The most results one search may ask for.
 MAX_K = 1000
+# A chunk of a document in another language than the query's scores this share of its BM25: an English query
+# prefers English documents (translations of a manual otherwise win by their shorter token counts: unicode61 makes
+# one token of a whole run of Japanese), and the other languages still come when nothing in the query's matches.
+OTHER_LANGUAGE = 0.25
 
 # --- schema -------------------------------------------------------------------------------------------------------
 
@@ -250,22 +257,32 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    # Each document's language, so search can prefer the query's own. Documents stored before are given the one
+    # their first chunks are written in (what ingest detects for a document that declares none).
+    db.execute("ALTER TABLE documents ADD COLUMN language TEXT")
+    for (doc_id,) in db.execute("SELECT id FROM documents").fetchall():
+        rows = db.execute("SELECT text FROM chunks WHERE document_id = ? ORDER BY ordinal LIMIT 20", (doc_id,))
+        language = detect("\n".join(r[0] for r in rows))
+        db.execute("UPDATE documents SET language = ? WHERE id = ?", (language, doc_id))
+
+
 # Ordered: migration i brings the schema from version i to i + 1. Append, never edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _CHUNK_COLUMNS = "c.id, c.document_id, d.path, c.ordinal, c.text, c.tokens, c.heading, c.page_start, c.page_end, c.ocr"
 _DOC_COLUMNS = (
     "d.id, d.path, d.sha256, d.type, d.size, d.mtime, d.ingested_at, d.token_counter, d.chunk_tokens, d.overlap, "
     "d.title, d.encoding, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id), "
-    "(SELECT coalesce(sum(tokens), 0) FROM chunks c WHERE c.document_id = d.id), d.meta"
+    "(SELECT coalesce(sum(tokens), 0) FROM chunks c WHERE c.document_id = d.id), d.meta, d.language"
 )
 _WORD_RE = re.compile(r"[^\W_]+")  # letters and digits: what unicode61 makes tokens of
 
 
 def _document_from_row(row: tuple) -> DocumentInfo:
-    *fields, meta = row
-    return DocumentInfo(*fields, meta=json.loads(meta) if meta else None)
+    *fields, meta, language = row
+    return DocumentInfo(*fields, meta=json.loads(meta) if meta else None, language=language)
 
 
 def _chunk_from_row(row: tuple) -> Chunk:
@@ -524,15 +541,16 @@ class KnowledgeStore:
         """
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise BadInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}", hint="ask for fewer results")
-        words, common, bounded = self._query_words(query)
+        language = detect(query)
+        words, common, bounded = self._query_words(query, function_words(language))
         if not words:
             return []
         if common:
             # Words in most chunks carry no BM25 weight (FTS5 clamps it to 1e-6): there is no ranking to find, so
             # the first k chunks holding all of them (else any) are scored and sorted, not every chunk.
-            scored = self._top(" AND ".join(words), k, k) or self._top(" OR ".join(words), k, k)
+            scored = self._top(" AND ".join(words), k, k, language) or self._top(" OR ".join(words), k, k, language)
         else:
-            scored = self._top(" OR ".join(words), k, MAX_SCORED if bounded else None)
+            scored = self._top(" OR ".join(words), k, MAX_SCORED if bounded else None, language)
         # Snippets for the k chunks returned only, highlighting any query word.
         highlight = " OR ".join(words)
         snippets = {
@@ -546,16 +564,26 @@ class KnowledgeStore:
         chunks = {c.id: c for c in self.get_chunks([rowid for rowid, _ in scored])}
         return [SearchHit(chunk=chunks[i], score=float(score), snippet=snippets[i]) for i, score in scored]
 
-    def _top(self, match: str, k: int, scored: int | None) -> list[tuple[int, float]]:
-        """The k best (rowid, score) of `match`, ranking every match, or only the first `scored` ones."""
+    def _top(self, match: str, k: int, scored: int | None, language: str | None = None) -> list[tuple[int, float]]:
+        """The k best (rowid, score) of `match`, ranking every match, or only the first `scored` ones; chunks of
+        documents in another language than `language` (when known) score OTHER_LANGUAGE times their BM25."""
         # bm25() in ORDER BY rather than the table's configured `rank`: the same ranking, measured 30 % faster.
         # The snippet is not asked for here: SQLite would make one for every match before sorting.
         rows = f"SELECT rowid, -bm25(chunks_fts, {_WEIGHTS}) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
         if scored is not None:  # the inner LIMIT applies before any scoring
-            rows = f"SELECT * FROM ({rows} LIMIT {int(scored)})"
-        return self._db.execute(f"{rows} ORDER BY score DESC, rowid LIMIT ?", (match, k)).fetchall()
+            rows = f"{rows} LIMIT {int(scored)}"
+        if language is None:
+            sql, args = f"SELECT * FROM ({rows})", (match, k)
+        else:
+            sql = (
+                f"SELECT r.rowid, r.score * CASE WHEN d.language IS NULL OR d.language = ? THEN 1.0 "
+                f"ELSE {OTHER_LANGUAGE} END AS score FROM ({rows}) r "
+                "JOIN chunks c ON c.id = r.rowid JOIN documents d ON d.id = c.document_id"
+            )
+            args = (language, match, k)
+        return self._db.execute(f"{sql} ORDER BY score DESC, rowid LIMIT ?", args).fetchall()
 
-    def _query_words(self, query: str) -> tuple[list[str], bool, bool]:
+    def _query_words(self, query: str, function: frozenset[str] = frozenset()) -> tuple[list[str], bool, bool]:
         """The query's words to search for, quoted for FTS5, rarest first; whether they are all common ones (held
         by more than half the chunks); and whether they may match more than MAX_SCORED chunks (see `search`).
 
@@ -563,6 +591,11 @@ class KnowledgeStore:
         make the cost grow with the query's length.
         """
         words = [w for w in dict.fromkeys(_fold(w) for w in _WORD_RE.findall(query)) if w]
+        # The query language's function words ("how", "to", "what") say what is asked, not about what: scored, they
+        # favoured any heading phrased as a question (an FAQ's "How do I install a source package?", its weight
+        # tripled as a heading) and used up the scoring budget before the words that matter ("configure").
+        if any(w not in function for w in words):
+            words = [w for w in words if w not in function]
         if len(words) > _MAX_LOOKUPS:
             words = sorted(words, key=len, reverse=True)[:_MAX_LOOKUPS]
         half = self._cached_count() / 2  # first: it also forgets the word counts if the store has changed
@@ -597,9 +630,9 @@ class KnowledgeStore:
                 self._delete(db, old[0])
             cur = db.execute(
                 "INSERT INTO documents (path, sha256, type, size, mtime, ingested_at, token_counter, chunk_tokens,"
-                " overlap, title, encoding, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " overlap, title, encoding, meta, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.path, doc.sha256, doc.type, doc.size, doc.mtime, now, doc.token_counter, doc.chunk_tokens,
-                 doc.overlap, doc.title, doc.encoding, meta),
+                 doc.overlap, doc.title, doc.encoding, meta, doc.language),
             )  # fmt: skip
             doc_id = cur.lastrowid
             db.executemany(
@@ -616,7 +649,7 @@ class KnowledgeStore:
                 )
         return DocumentInfo(
             doc_id, doc.path, doc.sha256, doc.type, doc.size, doc.mtime, now, doc.token_counter, doc.chunk_tokens,
-            doc.overlap, doc.title, doc.encoding, len(rows), sum(r[1] for r in rows), doc.meta or None,
+            doc.overlap, doc.title, doc.encoding, len(rows), sum(r[1] for r in rows), doc.meta or None, doc.language,
         )  # fmt: skip
 
     def _delete(self, db: sqlite3.Connection, doc_id: int) -> None:

@@ -41,7 +41,7 @@ def prompt_parts(settings: SynthSettings) -> dict[str, str]:
         example["paraphrases"] = ["..."] * settings.paraphrases
     if settings.followups:
         extras.append(
-            '- For each pair also give one follow-up question a learner would ask next, with its answer from the '
+            "- For each pair also give one follow-up question a learner would ask next, with its answer from the "
             'source, in "followup".'
         )
         example["followup"] = {"question": "...", "answer": "..."}
@@ -92,8 +92,12 @@ def variants(
             {
                 "instruction": passages_prompt(pair.question, [text for _, text in order]),
                 "output": pair.answer,
-                "meta": {**meta, "kind": "passages", "passage_ids": [cid for cid, _ in order],
-                         "source_passage": 1 + [cid for cid, _ in order].index(passages[0][0])},
+                "meta": {
+                    **meta,
+                    "kind": "passages",
+                    "passage_ids": [cid for cid, _ in order],
+                    "source_passage": 1 + [cid for cid, _ in order].index(passages[0][0]),
+                },
             }  # fmt: skip
         )
     return records

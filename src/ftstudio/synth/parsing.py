@@ -31,7 +31,6 @@ PAIRS_SCHEMA: dict[str, Any] = {
 }
 
 
-
 def pairs_schema(paraphrases: int = 0, followups: bool = False) -> dict[str, Any]:
     """PAIRS_SCHEMA, with each pair also carrying its `paraphrases` and a `followup` pair when those are asked for."""
     if not paraphrases and not followups:

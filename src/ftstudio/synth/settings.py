@@ -92,4 +92,3 @@ class SynthSettings(BaseModel):
         0.8, gt=0, le=1, description="Drop a question this similar (shingle Jaccard) to one already in the file."
     )
     judge: bool = Field(False, description="Ask the helper a second time whether each answer is supported.")
-

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ftstudio.knowledge import safe_read
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders.errors import LoadError
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.I)
@@ -77,7 +78,8 @@ def load(path: Path, data: bytes) -> LoadedDocument:
                 blocks.append("\n".join(rows))
     end_section()
     title = document.core_properties.title or next((s.heading_path[0] for s in sections if s.heading_path), None)
-    return LoadedDocument("docx", sections, title)
+    language = normalise(document.core_properties.language)
+    return LoadedDocument("docx", sections, title, language=language)
 
 
 def _heading_level(paragraph) -> int | None:

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from ftstudio.knowledge import safe_read
 from ftstudio.knowledge.document import LoadedDocument, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders.errors import LoadError
 from ftstudio.knowledge.loaders.html import SectionBuilder, decode_html, main_content, parse
 
@@ -84,7 +85,9 @@ def load(path: Path, data: bytes) -> LoadedDocument:
         notes.append(f'left out {len(nonlinear)} spine items marked linear="no" ({", ".join(nonlinear)})')
     if contents:
         notes.append(f"left out {len(contents)} table-of-contents documents ({', '.join(contents)})")
-    return LoadedDocument("epub", sections, title or None, notes=notes)
+    language_el = opf.find(".//dc:language", _NS)
+    language = normalise(language_el.text) if language_el is not None else None
+    return LoadedDocument("epub", sections, title or None, notes=notes, language=language)
 
 
 def _is_contents(chapter) -> bool:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders.errors import LoadError
 from ftstudio.knowledge.loaders.text import decode_text
 
@@ -22,10 +23,12 @@ _DROP = {
 _CHROME = {"header", "footer"}  # page chrome, unless inside the main content (an article's own header)
 _DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog"}
 # An id or class naming page furniture (DocBook's navheader/navfooter, publican's banner and docnav, Sphinx's
-# sphinxsidebar, related and headerlink, ...): the element is boilerplate wherever the site puts it.
+# sphinxsidebar, related and headerlink, texinfo's Contents_element, ...): the element is boilerplate wherever the
+# site puts it.
 _BOILER_NAME = re.compile(
     r"^(?:.*nav(?:bar|igation|header|footer)?|banner|masthead|breadcrumbs?|sidebar|sphinxsidebar(?:wrapper)?|"
     r"related|relbar\d?|footer|header|skip-?links?|menu|pager|pagination|toc|toctree-wrapper|headerlink|"
+    r"contents_element|sec_contents|sec_overview|shortcontents_element|"
     r"permalink|anchor-?link|edit-?this-?page|cookie-?\w*|share|social)$",
     re.I,
 )
@@ -97,6 +100,19 @@ def main_content(doc):
         return articles[0]
     body = doc.find("body")
     return body if body is not None else doc
+
+
+def declared_language(doc) -> str | None:
+    """The language the page declares: `lang` (or `xml:lang`) on <html>, else a Content-Language or DC.language
+    meta element."""
+    for tag in (doc.get("lang"), doc.get("{http://www.w3.org/XML/1998/namespace}lang")):
+        if normalise(tag):
+            return normalise(tag)
+    for meta in doc.iterfind(".//meta"):
+        name = (meta.get("http-equiv") or meta.get("name") or "").lower()
+        if name in ("content-language", "dc.language", "language"):
+            return normalise((meta.get("content") or "").split(",")[0])
+    return None
 
 
 class SectionBuilder:
@@ -179,7 +195,9 @@ class SectionBuilder:
             elif tag == "tr":
                 self._end_paragraph()
                 cells = [
-                    " ".join(c.text_content().split()) for c in el if isinstance(c.tag, str) and c.tag in ("td", "th")
+                    " ".join(_text_without_permalinks(c).split())
+                    for c in el
+                    if isinstance(c.tag, str) and c.tag in ("td", "th")
                 ]
                 if any(cells):
                     self._paragraphs.append(" | ".join(cells))
@@ -198,12 +216,13 @@ class SectionBuilder:
                 self._inline.append(tail)
 
 
-def _text_without_permalinks(heading) -> str:
-    """A heading's text without the permalink anchor ("¶") that documentation generators append to it."""
-    parts = [heading.text or ""]
-    for child in heading:
-        if not (isinstance(child.tag, str) and _is_permalink(child)):
-            parts.append(child.text_content() if isinstance(child.tag, str) else "")
+def _text_without_permalinks(element) -> str:
+    """An element's text without the permalink anchors ("¶", "#", "§", "🔗") that documentation generators put in
+    headings, table cells and code captions, at any depth (MkDocs and texinfo wrap them in a span)."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str) and not _is_permalink(child):
+            parts.append(_text_without_permalinks(child))
         parts.append(child.tail or "")
     return "".join(parts)
 
@@ -273,7 +292,7 @@ def load(path: Path, data: bytes) -> LoadedDocument:
     title = clean_title(title_el.text_content()) if title_el is not None else ""
     if not title:
         title = next((s.heading_path[0] for s in sections if s.heading_path), "")
-    return LoadedDocument("html", sections, title or None, encoding)
+    return LoadedDocument("html", sections, title or None, encoding, language=declared_language(doc))
 
 
 class RepeatedBlocks:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders.text import decode_text
 
 # The patterns run over "\n" + text + "\n" and start with a literal newline rather than ^ in MULTILINE mode:
@@ -29,7 +30,10 @@ def load(path: Path, data: bytes) -> LoadedDocument:
     meta, text = front_matter(clean_text(text))
     parts = list(sections(text))
     title = meta.get("title") or next((s.heading_path[0] for s in parts if s.heading_path), None)
-    return LoadedDocument("markdown", parts, clean_title(str(title)) if title else None, encoding, meta)
+    language = normalise(str(meta.get("lang") or meta.get("language") or "")) if meta else None
+    return LoadedDocument(
+        "markdown", parts, clean_title(str(title)) if title else None, encoding, meta, language=language
+    )
 
 
 def front_matter(text: str) -> tuple[dict, str]:

@@ -3,9 +3,14 @@
 - Hyphenation: PDFium marks a hyphen at a line end with U+0002 and joins the lines; the word is joined again
   ("dis-tribution" → "distribution"), or keeps its hyphen before a capital ("US-ASCII"). Other control characters
   are removed.
-- Running headers and footers: a line at the top or bottom of many pages (the same text, digits aside) is left out,
-  and so is an edge line carrying the page number (a number that differs from the page's index by the same offset
-  on many pages, as in "2.5. Priorities 11").
+- Running headers and footers, with or without a page number: the first and last lines of each page are placed by
+  their height on the page. A row (the same height, at the top or at the bottom) where most lines repeat text
+  that other pages have in that row (digits aside) is print furniture, and its repeated lines are left out: a
+  book title, or a chapter title over the pages of its chapter. So is a line standing at the same height on at
+  least a fifth of the pages, and an edge line carrying the page number (a number that differs from the page's
+  index by the same offset on many pages, as in "2.5. Priorities 11"). Content is kept: the body's first row
+  holds different text on most pages, so a label or code line that starts a few pages stays, and so does the
+  title on the title page (it stands at another height than the running title).
 - Contents and index pages (most lines ending in page numbers, dot leaders) are left out and named in the notes;
   the bookmarks are the structure.
 - Footnote marks set smaller after a word ("areas¹" in print, "areas1" in the text layer, which also hid the word
@@ -18,11 +23,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from ftstudio.knowledge.document import LoadedDocument, Section, clean_text, clean_title
+from ftstudio.knowledge.language import normalise
 from ftstudio.knowledge.loaders import ocr
 from ftstudio.knowledge.loaders.errors import LoadError
 from ftstudio.knowledge.loaders.text import title_line
@@ -41,8 +48,10 @@ _MARK_CANDIDATE = re.compile(r"([^\W\d_]+)([.,;:)]?)(\d{1,2})(?=\W|$)")
 _MARK_SIZE = 0.8  # a mark's font size is at most this share of the word's
 _LIST_TITLES = {"contents", "table of contents", "index", "inhalt", "inhaltsverzeichnis", "table des matières"}
 EDGE = 2  # lines at the top and at the bottom of a page that may be running headers or footers
-MIN_RUNNING = 3  # a running line is on at least this many pages...
-RUNNING_SHARE = 0.2  # ...and on at least this share of the pages with text
+MIN_RUNNING = 3  # a row of running lines holds at least this many pages' lines...
+ROW_SHARE = 0.5  # ...and at least this share of them repeat text other pages have in the row
+RUNNING_SHARE = 0.2  # a line at the same height on at least this share of the pages with text is running too
+_EDGE_CHARS = 400  # characters read from each end of a page to place its edge lines
 
 
 def load(path: Path, data: bytes) -> LoadedDocument:
@@ -74,12 +83,14 @@ def _read(path: Path, pdf) -> LoadedDocument:
     pages: list[list[tuple[tuple[str, ...] | None, str]]] = []  # per page: (heading path or None, text) bands
     image_only: list[int] = []
     path_now: tuple[str, ...] = ()
+    placed: list[tuple[list, list]] = []  # per page: (top, bottom) edge lines as (key, height)
     for index in range(len(pdf)):
         page = pdf[index]
         try:
             textpage = page.get_textpage()
             try:
                 bands = _bands(page, textpage, marks.get(index, []))
+                placed.append(_placed_edges(textpage))
             finally:
                 textpage.close()
             if not any(text for _, text in bands) and _has_graphics(page):
@@ -88,7 +99,7 @@ def _read(path: Path, pdf) -> LoadedDocument:
             page.close()
         pages.append(bands)
     with_text = sum(1 for bands in pages if any(text for _, text in bands))
-    running = _running_lines(pages, with_text)
+    running = _running_lines(pages, placed, with_text)
     stripped = [_strip_running(bands, running, index) for index, bands in enumerate(pages)]
     lists = _list_pages(pages, stripped)
     sections: list[Section] = []
@@ -132,7 +143,7 @@ def _read(path: Path, pdf) -> LoadedDocument:
             f"no text layer in any of its {len(pdf)} pages, and OCR read no text in them",
             "check that the pages hold legible text; for other languages set FTSTUDIO_OCR_LANG (e.g. deu)",
         )
-    return LoadedDocument("pdf", sections, _title(pdf, marks, sections), notes=notes)
+    return LoadedDocument("pdf", sections, _title(pdf, marks, sections), notes=notes, language=_language(pdf))
 
 
 def _clean(text: str) -> str:
@@ -200,29 +211,79 @@ def _key(line: str) -> str:
     return _DIGITS.sub("#", " ".join(line.split()).casefold())
 
 
-def _running_lines(pages, with_text: int) -> tuple[set[str], int | None]:
-    """The keys of lines repeated at page edges, and the offset between printed page numbers and page indexes."""
+def _placed_edges(textpage) -> tuple[list[tuple[str, int | None]], list[tuple[str, int | None]]]:
+    """The page's first and last EDGE lines (in reading order, from the ends), each as (key, baseline height in
+    points, or None where PDFium's character index cannot be matched to the text)."""
+    count = textpage.count_chars()
+    if count <= 0:
+        return [], []
+    head = textpage.get_text_range(0, min(count, _EDGE_CHARS))
+    start = max(0, count - _EDGE_CHARS)
+    tail = textpage.get_text_range(start, count - start)
+    top = [(_key(_CONTROL.sub("", t)), _height(textpage, i, t)) for i, t in _lines(head)][:EDGE]
+    bottom = [(_key(_CONTROL.sub("", t)), _height(textpage, start + i, t)) for i, t in _lines(tail)][-EDGE:][::-1]
+    return top, bottom
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    return [(m.start(), m.group()) for m in re.finditer(r"[^\r\n]*\S[^\r\n]*", text)]
+
+
+def _height(textpage, index: int, line: str) -> int | None:
+    import pypdfium2.raw as pdfium_c
+
+    index += len(line) - len(line.lstrip())
+    # The text PDFium returns can hold more or fewer characters than it counts (a ligature, a dropped control
+    # character); a height is only trusted where the character at the index is the one the text has there.
+    if chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index)) != line.lstrip()[:1]:
+        return None
+    x, y = ctypes.c_double(), ctypes.c_double()
+    if not pdfium_c.FPDFText_GetCharOrigin(textpage.raw, index, ctypes.byref(x), ctypes.byref(y)):
+        return None
+    return round(y.value)
+
+
+def _running_lines(pages, placed, with_text: int):
+    """Per page, the keys of its running lines at the top and at the bottom (see the module docstring), and the
+    offset between printed page numbers and page indexes."""
     need = max(MIN_RUNNING, RUNNING_SHARE * with_text)
-    keys: Counter[str] = Counter()
+    rows: dict[tuple[str, int | None], Counter[str]] = defaultdict(Counter)  # (side, height) -> key -> pages
+    for top, bottom in placed:
+        for side, lines in (("top", top), ("bottom", bottom)):
+            for key, y in set(lines):
+                rows[side, y][key] += 1
+    running: dict[tuple[str, int | None], set[str]] = {}
+    for row, keys in rows.items():
+        repeated = {k for k, n in keys.items() if n >= 2}
+        furniture = row[1] is not None and sum(keys.values()) >= MIN_RUNNING
+        if furniture and sum(keys[k] for k in repeated) >= ROW_SHARE * sum(keys.values()):
+            running[row] = repeated
+        else:
+            running[row] = {k for k, n in keys.items() if n >= need}
+    strip = []
+    for top, bottom in placed:
+        strip.append(tuple(
+            Counter(key for key, y in lines if key in running[side, y])
+            for side, lines in (("top", top), ("bottom", bottom))
+        ))  # fmt: skip
     offsets: Counter[int] = Counter()
     for index, bands in enumerate(pages):
-        edges = _edges(_page_lines(bands))
-        keys.update({_key(line) for line in edges})
         found = set()
-        for line in edges:
+        for line in _edges(_page_lines(bands)):
             m = _EDGE_NUMBER.search(line.strip())
             if m:
                 found.add(index + 1 - int(next(g for g in m.groups() if g)))
         offsets.update(found)
-    running = {k for k, n in keys.items() if n >= need}
     offset, count = offsets.most_common(1)[0] if offsets else (None, 0)
-    return running, (offset if count >= need else None)
+    return strip, (offset if count >= need else None)
 
 
-def _is_running(line: str, running: tuple[set[str], int | None], index: int) -> bool:
-    keys, offset = running
+def _is_running(line: str, keys: Counter[str], offset: int | None, index: int) -> bool:
     line = line.strip()
-    if _key(line) in keys or _BARE_PAGE_NUMBER.match(line):
+    if keys[_key(line)] > 0:
+        keys[_key(line)] -= 1  # a running line is left out once per edge: a heading under it that says the same stays
+        return True
+    if _BARE_PAGE_NUMBER.match(line):
         return True
     m = _EDGE_NUMBER.search(line) if offset is not None else None
     return bool(m) and index + 1 - int(next(g for g in m.groups() if g)) == offset
@@ -230,8 +291,9 @@ def _is_running(line: str, running: tuple[set[str], int | None], index: int) -> 
 
 def _strip_running(bands, running, index: int):
     """The page's bands without running lines among its first and last EDGE lines."""
+    strip, offset = running
     bands = [[heading, text.split("\n")] for heading, text in bands]
-    for from_end in (False, True):
+    for from_end, keys in ((False, Counter(strip[index][0])), (True, Counter(strip[index][1]))):
         seen = 0
         for band in reversed(bands) if from_end else bands:
             lines = band[1]
@@ -241,7 +303,7 @@ def _strip_running(bands, running, index: int):
                     lines.pop(i)
                     continue
                 seen += 1
-                if not _is_running(lines[i], running, index):
+                if not _is_running(lines[i], keys, offset, index):
                     seen = EDGE
                     break
                 lines.pop(i)
@@ -313,6 +375,18 @@ def _title(pdf, marks, sections: list[Section]) -> str | None:
     if first is not None and marks[first]:
         return marks[first][0][1][0]
     return title_line(sections[0].text) if sections else None
+
+
+def _language(pdf) -> str | None:
+    """The document catalog's /Lang (the language a tagged PDF declares), normalised."""
+    import pypdfium2.raw as pdfium_c
+
+    size = pdfium_c.FPDFCatalog_GetLanguage(pdf.raw, None, 0)  # bytes of UTF-16LE, with the ending NUL
+    if size <= 2 or size > 200:
+        return None
+    buffer = ctypes.create_string_buffer(size)
+    pdfium_c.FPDFCatalog_GetLanguage(pdf.raw, buffer, size)
+    return normalise(buffer.raw[: size - 2].decode("utf-16-le", errors="replace"))
 
 
 def _bookmarks(pdf) -> dict[int, list[tuple[float | None, tuple[str, ...]]]]:

@@ -190,6 +190,7 @@ def build(ctx) -> None:
     preview_inputs = [ctx.project, files, folder, *inputs]
     for comp in (ctx.project, files, folder, *inputs):
         comp.change(show_preview, preview_inputs, [preview], show_progress="hidden", queue=False)
+
     def switch(project_name):
         """Another project: its own documents, and nothing (results, hits, messages) of the one before."""
         return [*load(project_name), [], "", "", ""]

@@ -120,7 +120,7 @@ def plot_limits(frame: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def timing(info: dict, steps: int) -> str:
-    """" · elapsed 1:05 · ETA 3:12" from run.json: since the run started, and what its pace says is left."""
+    """ " · elapsed 1:05 · ETA 3:12" from run.json: since the run started, and what its pace says is left."""
     try:
         started = calendar.timegm(time.strptime(info["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
     except (KeyError, TypeError, ValueError):

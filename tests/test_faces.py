@@ -276,11 +276,13 @@ def test_train_gives_the_same_run_on_every_face(workspace, tiny_model):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """The example project (tiny model, offline helper), trained 2 steps once, with a frozen eval set of 4."""
+def trained(tmp_path_factory, tiny_model):
+    """The example project (offline helper) on a tiny model (only a model that trains is needed here, set
+    explicitly), trained 2 steps once, with a frozen eval set of 4."""
     pytest.importorskip("ftstudio.train.runner")
     root = tmp_path_factory.mktemp("faces")
     project = ftstudio.example_project(root)
+    project.update_settings("base_model", model=str(tiny_model("llama")))
     run = ftstudio.train(project, max_steps=2, compare_answers=1)
     assert run.status == "completed"
     ftstudio.make_eval_set(project, make_eval=4)

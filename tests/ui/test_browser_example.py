@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from chromium import chromium_page
 
+from ftstudio.example import example_model
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -156,7 +158,7 @@ def test_own_jsonl_is_appended_or_replaced_as_chosen(page, example_studio, tmp_p
 
 def test_train_shows_what_is_set_and_empty_boxes_name_their_default(page, example_studio):
     page.get_by_role("tab", name="4 Train").click()
-    model = example_studio.root / "projects/example/models/tiny-llama"
+    model = example_model()  # SmolLM2's GGUF from its package
     what = page.locator("#train-what")
     expect(what).to_contain_text(str(model))
     # Opening the tab reads the data as it is now: the 3 examples the replace left, not what the page first saw.

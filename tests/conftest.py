@@ -1,15 +1,48 @@
-"""Fixtures every test module shares: a temporary workspace and the real `ftstudio` entry point."""
+"""Fixtures every test module shares: a temporary workspace and the real `ftstudio` entry point.
+
+Shuffled order: `FTSTUDIO_TEST_SHUFFLE=SEED pytest ...` runs the modules in a random order and the tests inside each
+module in a random order too (a module's tests stay together, so its module-scoped fixtures are made once). The
+seed is printed in the header; the same seed gives the same order. Every test sets up its own state, so any order
+passes; a test that fails only when shuffled relies on another test's leftovers.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+SHUFFLE_ENV = "FTSTUDIO_TEST_SHUFFLE"
+
+
+def _shuffle_seed() -> str | None:
+    return os.environ.get(SHUFFLE_ENV) or None
+
+
+def pytest_report_header(config) -> str | None:
+    seed = _shuffle_seed()
+    return f"{SHUFFLE_ENV}={seed}: modules and the tests inside each shuffled" if seed else None
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    seed = _shuffle_seed()
+    if seed is None:
+        return
+    rng = random.Random(seed)
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    order = list(modules.values())
+    rng.shuffle(order)
+    for group in order:
+        rng.shuffle(group)
+    items[:] = [item for group in order for item in group]
 
 
 @dataclass

@@ -57,6 +57,15 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def reload_and_settle(page) -> None:
+    """Reload, and wait until the project is restored and every load it set off has answered (Gradio marks a block
+    `pending` until then): on a busy machine a late load would put back the saved settings over a choice made
+    before it answered, as it would for a user who picks one that fast."""
+    page.reload()
+    expect(page.get_by_role("combobox", name="Project")).to_have_value("sourdough")
+    expect(page.locator(".block.pending")).to_have_count(0, timeout=120_000)
+
+
 def no_stop_shown(page) -> None:
     """With no job running, the open tab shows no Stop button (not even a pale, disabled one)."""
     expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
@@ -172,7 +181,7 @@ def test_train_a_few_steps_and_see_the_loss_plot_update(page, browser_studio):
     expect(page.locator("#train-run-shown input")).not_to_have_value("", timeout=240_000)
     expect(page.locator("#train-plot")).to_contain_text("ETA", timeout=240_000)
     # A reload mid-run comes back to the same project and re-attaches to the running job.
-    page.reload()
+    reload_and_settle(page)
     open_tab(page, "4 Train")
     expect(page.get_by_role("combobox", name="Project")).to_have_value("sourdough")
     expect(page.locator("#train-status")).to_contain_text("train job")
@@ -216,8 +225,9 @@ def export_and_wait(page, studio):
 def test_export_merged_as_one_archive_then_a_gguf_with_its_verification_table(page, browser_studio):
     needs_training()
     # After a reload, the Run list offers the completed run.
-    page.reload()
+    reload_and_settle(page)
     open_tab(page, "5 Export")
+    expect(page.locator(".block.pending")).to_have_count(0, timeout=120_000)
     no_stop_shown(page)
     run_id = next((browser_studio.root / "projects" / "sourdough" / "runs").iterdir()).name
     page.get_by_role("combobox", name="Run").click()

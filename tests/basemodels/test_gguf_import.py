@@ -85,8 +85,11 @@ def test_imported_folder_answers_like_the_gguf_in_llama_cpp(real_model, name):
     assert config["model_type"] == {"smollm2": "llama", "gemma3": "gemma3_text"}[name]
     assert record["sha256"] == folder.name and record["dtype"] == "float32"
     assert (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file()
+    template = (folder / "chat_template.jinja").read_text()
     if name == "smollm2":  # the instruct model's template, from the GGUF's tokenizer.chat_template
-        assert "<|im_start|>" in (folder / "chat_template.jinja").read_text()
+        assert "<|im_start|>" in template and record["chat_template"] == "gguf"
+    else:  # the base model's GGUF has none: Gemma 3's published template, whose turn tokens its vocabulary has
+        assert "<start_of_turn>" in template and record["chat_template"] == "the gemma3 family's published template"
     hf_prompt, hf_out = _greedy_transformers(folder, SAME_TOKENS)
     cpp_prompt, cpp_out = _greedy_llama_cpp(real_model.gguf(name), SAME_TOKENS)
     assert hf_prompt == cpp_prompt

@@ -79,7 +79,7 @@ def _copy(tmp_path, folder, name="model"):
     return target
 
 
-def test_missing_template_names_the_default(tmp_path, tiny_model, cpu_machine):
+def test_missing_template_says_training_needs_one(tmp_path, tiny_model, cpu_machine):
     folder = _copy(tmp_path, tiny_model("llama"))
     (folder / "chat_template.jinja").unlink(missing_ok=True)
     config = json.loads((folder / "tokenizer_config.json").read_text())
@@ -87,8 +87,8 @@ def test_missing_template_names_the_default(tmp_path, tiny_model, cpu_machine):
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     result = check_model(str(folder), hardware=cpu_machine)
     assert result.verdict == "warn"
-    assert result.info["chat_template"] == {"found": False, "default": "chatml"}
-    assert "training will use the chatml format" in result.reasons[0]
+    assert result.info["chat_template"] == {"found": False}
+    assert "no chat template: training and chat need one" in result.reasons[0]
 
 
 def test_remote_code_is_refused_unless_trusted(tmp_path, tiny_model, cpu_machine):

@@ -1,4 +1,4 @@
-"""Finding and rendering a model's chat template, and the default used when a model ships none."""
+"""Finding and rendering a model's chat template."""
 
 from __future__ import annotations
 
@@ -6,12 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CHAT_TEMPLATE_NAME = "chatml"
-# ChatML without a built-in system prompt: what training and the exported Modelfile use for a model with no template.
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 SAMPLE_CONVERSATION = (
     {"role": "system", "content": "You are a patient tutor."},
     {"role": "user", "content": "What is 25 × 4?"},

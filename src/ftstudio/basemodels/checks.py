@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from ftstudio.basemodels.catalog import CatalogEntry, find_entry, full_precision_sibling, load_catalog
 from ftstudio.basemodels.chat_template import (
-    DEFAULT_CHAT_TEMPLATE_NAME,
     find_chat_template,
     render_sample,
     special_tokens,
@@ -391,11 +390,11 @@ def _template_rules(facts: ModelFacts, info: dict[str, Any]) -> list[Finding]:
         findings.append(Finding("chat_template", "ok", f"{facts.chat_template} chat template"))
         return findings
     if facts.chat_template is None:
-        info["chat_template"] = {"found": False, "default": DEFAULT_CHAT_TEMPLATE_NAME}
+        info["chat_template"] = {"found": False}
         findings.append(
-            Finding("chat_template", "warn",
-                    f"no chat template: training will use the {DEFAULT_CHAT_TEMPLATE_NAME} format",
-                    "an instruct model with its own template usually learns faster")
+            Finding("chat_template", "warn", "no chat template: training and chat need one",
+                    "pick an instruct/chat variant (its tokenizer_config.json or chat_template.jinja has one), or "
+                    "add a chat_template.jinja to the folder")
         )  # fmt: skip
         return findings
     try:
@@ -404,7 +403,7 @@ def _template_rules(facts: ModelFacts, info: dict[str, Any]) -> list[Finding]:
         info["chat_template"] = {"found": True, "source": facts.chat_template_source, "renders": False}
         findings.append(
             Finding("chat_template", "warn", f"the chat template in {facts.chat_template_source} does not render: "
-                    f"{exc}; training will use the {DEFAULT_CHAT_TEMPLATE_NAME} format")
+                    f"{exc}; training and chat need a template that renders")
         )  # fmt: skip
         return findings
     info["chat_template"] = {

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ftstudio.errors import BadInput, FtError, NotFound
+from ftstudio.families import for_config
 from ftstudio.progress import ProgressFn, report
 
 OLLAMA_PREFIX = "ollama:"
@@ -429,6 +430,19 @@ def _tensor_progress(progress: ProgressFn | None, total: int, label: str) -> Ite
         gguf_utils.tqdm = original
 
 
+def _give_chat_template(tokenizer, info: GgufInfo, config: dict[str, Any]) -> str | None:
+    """Set the tokenizer's chat template: the GGUF's own, else (a base model's GGUF, such as Gemma 3 270M's) its
+    family's published one, whose turn tokens are in the family's vocabulary; where it came from, or None."""
+    if info.chat_template:
+        tokenizer.chat_template = info.chat_template
+        return "gguf"
+    family = for_config(config)
+    if family is None:
+        return None
+    tokenizer.chat_template = family.template_text()
+    return f"the {family.name} family's published template"
+
+
 def _build_folder(
     source: GgufSource, info: GgufInfo, digest: str, work: Path, label: str, progress: ProgressFn | None
 ) -> dict[str, Any]:
@@ -472,14 +486,13 @@ def _build_folder(
     config.save_pretrained(work)
     if model.generation_config is not None:
         model.generation_config.save_pretrained(work)
-    if info.chat_template:
-        tokenizer.chat_template = info.chat_template
+    template_source = _give_chat_template(tokenizer, info, config.to_dict())
     tokenizer.save_pretrained(work)
     record = {
         "spec": source.spec, "kind": source.kind, "source": str(source.path), "sha256": digest,
         "architecture": info.architecture, "model_type": config.model_type, "name": info.name,
         "tensor_types": info.tensor_types, "dtype": str(dtype).removeprefix("torch."),
-        "chat_template": bool(info.chat_template), "transformers": transformers.__version__,
+        "chat_template": template_source, "transformers": transformers.__version__,
     }  # fmt: skip
     (work / RECORD_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record

@@ -114,7 +114,7 @@ def test_ollama_host_is_read_like_ollamas_own_client(value, url):
 
 
 def test_registry_holds_the_builtins():
-    assert names() == ["offline", "ollama", "openai", "openrouter"]
+    assert names() == ["llamacpp", "offline", "ollama", "openai", "openrouter"]
 
 
 def test_ollama_provider_lists_chats_and_names_the_fixes(ollama_server, monkeypatch):

@@ -331,7 +331,7 @@ def test_export_a_gguf_and_find_its_download_link(client, studio, trained):
     assert Path(gguf).name in shown and any(name.endswith(".Modelfile") for name in shown)
     assert any(Path(f).name == Path(gguf).name and Path(f).stat().st_size == Path(gguf).stat().st_size for f in files)
     assert modelfile.startswith("FROM ") and "PARAMETER stop" in modelfile
-    assert command.startswith("ollama create lights -f ") and command.endswith(".Modelfile")
+    assert command.startswith(f"ollama create {project.name} -f ") and command.endswith(".Modelfile")
 
 
 def test_chat_streams_tuned_and_base_answers_side_by_side(client, trained):

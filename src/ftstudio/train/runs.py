@@ -36,7 +36,8 @@ class RunRecord:
     `settings` and `world_size` are the run's as it started: a resume under another number of processes keeps
     them, and derives its per-process batch from them. Only `id` and `base_model` must be in a run.json; other
     missing keys (older runs, hand-written folders) take the defaults here, and keys this version does not know
-    are kept in `extra` and written back as they were.
+    are kept in `extra` and written back as they were. A field the file lacked is written back only once it
+    holds something other than its default, so an older run.json saved unchanged stays byte for byte the same.
     """
 
     id: str
@@ -63,6 +64,7 @@ class RunRecord:
     final_train_loss: float | None = None
     final_eval_loss: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    missing: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: Any, run_id: str) -> RunRecord:
@@ -70,9 +72,10 @@ class RunRecord:
         it is not an object with a base_model."""
         if not isinstance(data, dict) or not isinstance(data.get("base_model"), str):
             raise ValueError("run.json is not an object with a base_model")
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)} - {"extra", "missing"}
         extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**{"id": run_id, **{k: v for k, v in data.items() if k in known}}, extra=extra)
+        missing = frozenset(known - data.keys() - {"id"})
+        return cls(**{"id": run_id, **{k: v for k, v in data.items() if k in known}}, extra=extra, missing=missing)
 
     @classmethod
     def read(cls, run_dir: Path) -> RunRecord:
@@ -81,7 +84,14 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """run.json's content: the fields in their order, then the unknown keys it was read with."""
-        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}, **self.extra}
+        defaults = RunRecord(id=self.id, base_model=self.base_model)
+        written = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("extra", "missing")
+            and not (f.name in self.missing and getattr(self, f.name) == getattr(defaults, f.name))
+        }
+        return {**written, **self.extra}
 
     def write(self, run_dir: Path) -> None:
         atomic_write_text(run_dir / "run.json", json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")

@@ -287,8 +287,10 @@ def build(ctx) -> None:
         saved = project.settings().synth
         shown = {"provider": provider_name, "model": model_name or None, "base_url": url or None}
         helper = {k: v for k, v in shown.items() if v is not None and v != getattr(saved, k)}
+        # The provider shown always counts: with no model, the last generation run's helper is taken only when it
+        # used this provider.
         request = form_request(EvalSetRequest, project, dict(zip(EVAL_FIELDS, shares, strict=True)),
-                               make_eval=count, fresh=bool(fresh), **helper)  # fmt: skip
+                               make_eval=count, fresh=bool(fresh), **{"provider": provider_name, **helper})  # fmt: skip
         return request.model_copy(update={"save": True}) if helper else request
 
     def run_make_eval(project_name, provider_name, url, model_name, key, count, fresh, *shares):

@@ -98,9 +98,16 @@ def test_a_new_process_reattaches_to_a_job_whose_starter_has_gone(workspace, pro
 
 
 def test_stop_interrupts_the_job_and_it_reads_as_stopped(workspace, project, tmp_path):
-    doc = _doc(tmp_path / "in")
+    # A document that takes the job a while (about a second here), stopped once the job has begun reading it.
+    sections = (f"## Part {n}\n\n" + " ".join(f"bees{n % 97} keep honey{n % 89} in the hive" for _ in range(120))
+                for n in range(2500))  # fmt: skip
+    doc = _doc(tmp_path / "in", text="\n\n".join(sections))
     jobs = JobRegistry(workspace)
     state = jobs.start("demo", IngestRequest(paths=[doc]))
+    log = jobs.job("demo", state.id).log_path
+    deadline = time.monotonic() + 60
+    while '"done": 0' not in log.read_text() and jobs.get("demo", state.id).running and time.monotonic() < deadline:
+        time.sleep(0.02)
     jobs.stop("demo", state.id)
     final = jobs.wait("demo", state.id, timeout=60)
     assert final.status == "stopped"

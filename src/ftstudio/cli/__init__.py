@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import signal
 import sys
 
 import typer
@@ -57,6 +58,10 @@ def _group() -> None:
 
 def main() -> None:
     """Entry point: run the app and turn library errors into a message and an exit code."""
+    # Ctrl-C and the studio's Stop both arrive as SIGINT. A shell's background start (`cmd &` without job control)
+    # hands its children SIGINT ignored, Python then never installs its handler, and a stop would be lost.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # The top level has no options of its own, so the first argument is the command, if there is one.
     app = build_app(sys.argv[1] if len(sys.argv) > 1 else None)
     try:

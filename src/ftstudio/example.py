@@ -11,8 +11,8 @@ give about …?") are ones no model answers well, so the card could not show wha
 are six training questions in other words (references from the guide's own sentences) and two facts the pairs
 never ask about; the pairs cover every section of the guide, so none is held out.
 
-The guide, the pairs and the eval set ship inside the package (`ftstudio/examples/`), so a wheel install has them too. Each part
-is made only when missing, so running it again is cheap and never undoes the user's own changes.
+The guide, the pairs and the eval set ship inside the package (`ftstudio/examples/`), so a wheel install has them
+too. Each part is made only when missing, so running it again is cheap and never undoes the user's own changes.
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ def example_model() -> Path:
 def ensure_example(root: Path | str | None = None, progress: ProgressFn | None = None) -> Project:
     """Create (or complete) the `example` project under `root` and return it.
 
-    Copies the guide into uploads/ and ingests it, copies the pairs and the eval set to data/, selects SmolLM2-135M-Instruct (its
-    GGUF, imported on first use) as the base model with the example's tuned training and card settings, and picks
-    the offline helper when no helper model is set. Raises Unavailable (before creating anything) when the model's
-    package is missing and the project has no base model of its own.
+    Copies the guide into uploads/ and ingests it, copies the pairs and the eval set to data/, selects
+    SmolLM2-135M-Instruct (its GGUF, imported on first use) as the base model with the example's tuned training and
+    card settings, and picks the offline helper when no helper model is set. Raises Unavailable (before creating
+    anything) when the model's package is missing and the project has no base model of its own.
     """
     source = example_files()
     model = None

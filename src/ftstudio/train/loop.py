@@ -86,6 +86,11 @@ class BatchPlan:
         return [self.examples[i].line for j in range(self.accumulation)
                 for i in self._chosen(step * self.accumulation + j)]  # fmt: skip
 
+    def step_tokens(self, step: int) -> int:
+        """The tokens this process trains on at `step` (what a step's time grows with; a short last batch has few)."""
+        return sum(self.lengths[i] for j in range(self.accumulation)
+                   for i in self._chosen(step * self.accumulation + j))  # fmt: skip
+
     def in_first_epoch(self, step: int) -> bool:
         return step * self.accumulation < self.micro_per_epoch
 

@@ -42,15 +42,20 @@ def probe(t: Training, steps: int) -> dict[str, Any]:
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state(cuda_rng, device)
-    timed = times[1:] or times
-    per_step = sum(timed) / len(timed) if timed else math.nan
+    # The forecast scales the timed steps' seconds per token to the run's tokens, not their seconds per step to its
+    # step count: the steps probed are full batches, while an epoch's last batch (and many short examples) are not.
+    first = 1 if len(times) > 1 else 0
+    timed_tokens = sum(t.plan.step_tokens(s) for s in range(first, len(times)))
+    run_tokens = sum(t.plan.step_tokens(s) for s in range(total_steps))
+    predicted = sum(times[first:]) / timed_tokens * run_tokens if times and timed_tokens else math.nan
+    per_step = predicted / total_steps  # the run's average step
     peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
     found = {
         "steps": len(times),
         "seconds_per_step": round(per_step, 4),
         "peak_memory_mb": round(peak_mb, 1),
         "memory_kind": "cuda_allocated" if device.type == "cuda" else "process_rss",
-        "predicted_total_s": round(per_step * total_steps, 1),
+        "predicted_total_s": round(predicted, 1),
         "total_steps": total_steps,
     }
     report(

@@ -1,6 +1,6 @@
 """`ftstudio docs` and `ftstudio search`: the project's knowledge store (`ftstudio ingest` fills it).
 
-Both import only the store (sqlite3), so they start fast.
+Both read the store (sqlite3) and import no settings model, so they start fast.
 """
 
 from pathlib import Path
@@ -50,13 +50,21 @@ def docs(name: str, remove: tuple[str, ...], root: Path | None, json: bool) -> N
 @json_option
 def search(name: str, query: str, k: str, root: Path | None, json: bool) -> None:
     """Full-text search of the project's chunks: the best matches with their snippet and where they come from."""
-    import ftstudio
     from ftstudio.errors import BadInput
+    from ftstudio.knowledge.store import KnowledgeStore
 
     # Read as text and checked here: any bad value, a huge number included, gets this one message (exit 2).
     if not (k.isascii() and k.isdigit() and 1 <= int(k) <= MAX_K):
         raise BadInput(f"-k {k!r}: must be a whole number from 1 to {MAX_K}", hint="for example -k 10")
-    hits = ftstudio.search(Project.open(name, root), query=query, k=int(k))
+    project = Project.open(name, root)
+    # The store itself, as `docs` and the studio's search read it: ftstudio.search checks the same through its
+    # request model, and importing pydantic for that would double this command's start-up.
+    if not query:
+        raise BadInput("search: the query is empty", hint="nothing was started; give a few words to search for")
+    hits = []
+    if project.knowledge_db.exists():
+        with KnowledgeStore.open(project.knowledge_db) as store:
+            hits = store.search(query, int(k))
     results = [
         {
             "chunk_id": h.chunk.id,

@@ -1,4 +1,5 @@
-"""What every command shares: the --root and --json options, output, progress bars, error rendering."""
+"""What every command shares: the --root, --json, --set and --save options, the listing group, output, progress bars,
+error rendering."""
 
 import inspect
 import json

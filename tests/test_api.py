@@ -22,7 +22,7 @@ def _first_example() -> str:
 
 
 def test_importing_the_api_stays_light():
-    heavy = "('torch', 'transformers', 'gradio', 'typer')"
+    heavy = "('torch', 'transformers', 'gradio', 'click')"
     code = f"import sys, ftstudio; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -8,7 +8,7 @@ with reasons and suggestions; `check_entry(entry, …)` answers the same from th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ftstudio.basemodels.catalog import CatalogEntry, find_entry, full_precision_sibling, load_catalog
 from ftstudio.basemodels.chat_template import (
@@ -18,10 +18,12 @@ from ftstudio.basemodels.chat_template import (
 )
 from ftstudio.basemodels.hardware import Hardware, detect_hardware
 from ftstudio.basemodels.memory import GIB, MemoryEstimate, ModelShape, estimate_memory
-from ftstudio.basemodels.resolve import ResolvedModel, resolve_model
 from ftstudio.errors import BadInput, Unavailable
 from ftstudio.families import FAMILIES, gguf_model_types
 from ftstudio.progress import ProgressFn
+
+if TYPE_CHECKING:  # resolving imports the GGUF importer; the catalog's verdicts (`ftstudio models`) need neither
+    from ftstudio.basemodels.resolve import ResolvedModel
 
 CPU_PRACTICAL_PARAMS = 2e9  # above this, LoRA on a CPU runs for days rather than hours
 MEMORY_WARN_FRACTION = 0.85
@@ -134,6 +136,8 @@ def check_model(
     cannot be imported; Unavailable (exit 3) when the hub is unreachable and nothing is cached. Everything else is a
     finding in the result.
     """
+    from ftstudio.basemodels.resolve import resolve_model
+
     resolved = resolve_model(spec, offline=offline, cache_dir=cache_dir, progress=progress)
     facts = _facts_from_resolved(resolved)
     result = _apply_rules(facts, hardware or detect_hardware(), trust_remote_code, seq_len, batch, method, lora_rank)

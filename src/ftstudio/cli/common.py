@@ -1,15 +1,17 @@
-"""What every command shares: the --root and --json options, output, progress bars, error rendering."""
+"""What every command shares: the --root, --json, --set and --save options, the listing group, output, progress bars,
+error rendering."""
 
+import inspect
 import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 from rich.console import Console
 
 from ftstudio.progress import Event, ProgressFn, event_line
@@ -17,15 +19,24 @@ from ftstudio.progress import Event, ProgressFn, event_line
 if TYPE_CHECKING:  # only a type here: importing pydantic would cost every command's start-up
     from pydantic import BaseModel
 
-RootOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--root",
-        help="Workspace root (holds projects/). Default: $FTSTUDIO_ROOT, else the current folder.",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; progress goes to stderr.")]
+# A path argument is only converted: each command checks its paths itself (an unreadable file is the stage's
+# report, not a usage error).
+PATH = click.Path(path_type=Path, readable=False)
+
+root_option = click.option(
+    "--root", type=PATH, help="Workspace root (holds projects/). Default: $FTSTUDIO_ROOT, else the current folder."
+)
+json_option = click.option("--json", is_flag=True, help="Print one JSON document on stdout; progress goes to stderr.")
+set_option = click.option(
+    "--set",
+    "set_",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any setting of this step, for this run (repeatable; lists as JSON), e.g. --set dropout=0.1.",
+)
+save_option = click.option(
+    "--save", is_flag=True, help="Also store this run's settings in project.toml (else: this run only)."
+)
 
 
 def setting_help(model: "type[BaseModel]", field: str) -> str:
@@ -35,21 +46,29 @@ def setting_help(model: "type[BaseModel]", field: str) -> str:
     return (info.description or "") + default
 
 
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        metavar="KEY=VALUE",
-        show_default=False,
-        help="Any setting of this step, for this run (repeatable; lists as JSON), e.g. --set dropout=0.1.",
-    ),
-]
-SaveOpt = Annotated[
-    bool, typer.Option("--save", help="Also store this run's settings in project.toml (else: this run only).")
-]
+def first_paragraph(help: str | None) -> str:
+    """A command's summary in a listing: the first paragraph of its help, as one line."""
+    return " ".join(inspect.cleandoc(help or "").partition("\n\n")[0].split())
 
 
-def overrides(flags: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
+class Group(click.Group):
+    """A group that lists its commands in the order they were added, each with its whole summary (click would cut
+    it to the terminal's width, and most end in "...")."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def summary(self, ctx: click.Context, name: str) -> str:
+        return first_paragraph(self.get_command(ctx, name).help)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.summary(ctx, name)) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def overrides(flags: dict[str, Any], sets: Sequence[str] | None) -> dict[str, Any]:
     """The settings overrides of one command: its setting flags that were given, then each --set KEY=VALUE."""
     from ftstudio.requests import parse_set
 

@@ -1,12 +1,13 @@
 """`ftstudio data`: validate and summarise data/sft_data.jsonl; import and export other forms; review pairs; make
 the frozen eval set (data/eval_set.jsonl)."""
 
+import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import get_args
 
-import typer
+import click
 
-from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides
+from ftstudio.cli.common import PATH, emit, err, json_option, out, overrides, root_option, save_option, set_option
 from ftstudio.requests import EvalSetRequest
 from ftstudio.synth.settings import ProviderName
 
@@ -15,50 +16,58 @@ def _eval_help(field: str) -> str:
     return "With --make-eval: " + (EvalSetRequest.model_fields[field].description or "")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("data")(data)
-
-
+@click.command("data")
+@click.argument("name", help="Project name.")
+@click.option(
+    "--import", "import_", type=PATH, help="Add this ShareGPT/OpenAI/Alpaca JSONL file in canonical form (appended)."
+)
+@click.option("--replace", is_flag=True, help="With --import: replace the data instead (a backup copy is kept).")
+@click.option("--delete", help="Delete these lines, e.g. 3 or 3,5-7 (the others keep their provenance).")
+@click.option("--export", type=PATH, help="Write the data to this file; lines left out are listed (exit 1 if any).")
+@click.option("--to", type=click.Choice(["sharegpt", "openai", "alpaca"]), default="openai", help="Form for --export.")
+@click.option(
+    "--show-mask/--no-show-mask", help="Show one example as the base model will train on it, trained tokens marked."
+)
+@click.option("--line", type=int, help="With --show-mask: the data line to show.")
+@click.option("--accept", help="Accept these lines in review, e.g. 1,4-9.")
+@click.option("--reject", help="Reject these lines: never trained on.")
+@click.option("--edit", type=int, help="Edit this line (with --question/--answer); keeps its meta.")
+@click.option("--question", help="With --edit: the new question.")
+@click.option("--answer", help="With --edit: the new answer.")
+@click.option("--make-eval", type=int, help=EvalSetRequest.model_fields["make_eval"].description)
+@click.option("--fresh/--no-fresh", help="With --make-eval: replace an existing eval set.")
+@click.option("--max-cost", type=float, help="With --make-eval: stop before spending more USD.")
+@click.option("--provider", type=click.Choice(get_args(ProviderName)), help=_eval_help("provider"))
+@click.option("--model", help=_eval_help("model"))
+@click.option("--base-url", help=_eval_help("base_url"))
+@set_option
+@save_option
+@root_option
+@json_option
 def data(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    import_: Annotated[
-        Path | None,  # noqa: UP007
-        typer.Option("--import", help="Add this ShareGPT/OpenAI/Alpaca JSONL file in canonical form (appended)."),
-    ] = None,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="With --import: replace the data instead (a backup copy is kept).")
-    ] = False,
-    delete: Annotated[
-        str | None,  # noqa: UP007
-        typer.Option("--delete", help="Delete these lines, e.g. 3 or 3,5-7 (the others keep their provenance)."),
-    ] = None,
-    export: Annotated[
-        Path | None,  # noqa: UP007
-        typer.Option("--export", help="Write the data to this file; lines left out are listed (exit 1 if any)."),
-    ] = None,
-    to: Annotated[Literal["sharegpt", "openai", "alpaca"], typer.Option("--to", help="Form for --export.")] = "openai",
-    show_mask: Annotated[
-        bool, typer.Option(help="Show one example as the base model will train on it, trained tokens marked.")
-    ] = False,
-    line: Annotated[int | None, typer.Option(help="With --show-mask: the data line to show.")] = None,
-    accept: Annotated[str | None, typer.Option(help="Accept these lines in review, e.g. 1,4-9.")] = None,  # noqa: UP007
-    reject: Annotated[str | None, typer.Option(help="Reject these lines: never trained on.")] = None,  # noqa: UP007
-    edit: Annotated[int | None, typer.Option(help="Edit this line (with --question/--answer); keeps its meta.")] = None,  # noqa: UP007,E501
-    question: Annotated[str | None, typer.Option(help="With --edit: the new question.")] = None,  # noqa: UP007
-    answer: Annotated[str | None, typer.Option(help="With --edit: the new answer.")] = None,  # noqa: UP007
-    make_eval: Annotated[
-        int | None,  # noqa: UP007
-        typer.Option("--make-eval", help=EvalSetRequest.model_fields["make_eval"].description),
-    ] = None,
-    fresh: Annotated[bool, typer.Option(help="With --make-eval: replace an existing eval set.")] = False,
-    max_cost: Annotated[float | None, typer.Option(help="With --make-eval: stop before spending more USD.")] = None,  # noqa: UP007
-    provider: Annotated[ProviderName | None, typer.Option(help=_eval_help("provider"))] = None,  # noqa: UP007
-    model: Annotated[str | None, typer.Option(help=_eval_help("model"))] = None,  # noqa: UP007
-    base_url: Annotated[str | None, typer.Option(help=_eval_help("base_url"))] = None,  # noqa: UP007
-    set_: SetOpt = None,
-    save: SaveOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    import_: Path | None,
+    replace: bool,
+    delete: str | None,
+    export: Path | None,
+    to: str,
+    show_mask: bool,
+    line: int | None,
+    accept: str | None,
+    reject: str | None,
+    edit: int | None,
+    question: str | None,
+    answer: str | None,
+    make_eval: int | None,
+    fresh: bool,
+    max_cost: float | None,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    set_: tuple[str, ...],
+    save: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Validate data/sft_data.jsonl (bad lines by number, exit 1 if any) and show statistics and review counts.
 
@@ -96,16 +105,16 @@ def data(
         kept = f" (the previous data is in {result['backup']})" if result["backup"] else ""
         emit(result, json, lambda: out.print(f"Imported {result['imported']} examples into {result['data']}{kept}"))
         _report_bad(result["bad_lines"], import_)
-        raise typer.Exit(1 if result["bad_lines"] else 0)
+        sys.exit(1 if result["bad_lines"] else 0)
     if export is not None:
         result = datafile.export_file(project, export, to)
         emit(result, json, lambda: out.print(f"Exported {result['exported']} examples as {to} to {export}"))
         _report_bad(result["skipped"], project.sft_data, "left out")
-        raise typer.Exit(1 if result["skipped"] else 0)
+        sys.exit(1 if result["skipped"] else 0)
     summary = datafile.summarize(project, project.settings().synth.duplicate_threshold)
     emit(summary, json, lambda: _render(summary))
     _report_bad(summary["bad_lines"], project.sft_data)
-    raise typer.Exit(1 if summary["bad_lines"] else 0)
+    sys.exit(1 if summary["bad_lines"] else 0)
 
 
 def _make_eval(project, request: EvalSetRequest, json_mode: bool) -> None:

@@ -1,29 +1,40 @@
 """`ftstudio eval`: the knowledge report card of a run (base, tuned, and both with passages, graded by the judge)."""
 
-from typing import Annotated
+from pathlib import Path
 
-import typer
+import click
 
-from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar
+from ftstudio.cli.common import (
+    emit,
+    err,
+    json_option,
+    out,
+    overrides,
+    progress_bar,
+    root_option,
+    save_option,
+    set_option,
+)
 from ftstudio.requests import EvaluateRequest
 from ftstudio.settings import EvalSettings
 
 
-def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_run)
-
-
+@click.command("eval")
+@click.argument("name", help="Project name.")
+@click.option("--run", help=EvaluateRequest.model_fields["run"].description)
+@click.option("--judge-model", help=EvalSettings.model_fields["judge_model"].description)
+@set_option
+@save_option
+@root_option
+@json_option
 def eval_run(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    run: Annotated[str | None, typer.Option(help=EvaluateRequest.model_fields["run"].description)] = None,  # noqa: UP007
-    judge_model: Annotated[
-        str | None,  # noqa: UP007
-        typer.Option(help=EvalSettings.model_fields["judge_model"].description),
-    ] = None,
-    set_: SetOpt = None,
-    save: SaveOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    run: str | None,
+    judge_model: str | None,
+    set_: tuple[str, ...],
+    save: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Answer the frozen eval set with the base and the tuned model, without and with the top passages, have the
     judge grade every answer, and save the card in the run's eval.json. An unreachable judge leaves the answers

@@ -1,36 +1,37 @@
 """`ftstudio export`: a training run to an adapter, a merged model or a GGUF (+ Modelfile, + Ollama)."""
 
-from typing import Annotated
+from pathlib import Path
 
-import typer
+import click
 
-from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, out, overrides, progress_bar
+from ftstudio.cli.common import emit, json_option, out, overrides, progress_bar, root_option, save_option, set_option
 from ftstudio.export.settings import QUANTS, ExportSettings
 
 _FIELDS = ExportSettings.model_fields
 
 
-def register(app: typer.Typer) -> None:
-    app.command("export")(export)
-
-
+@click.command("export")
+@click.argument("name", help="Project name.")
+@click.option("--format", help="adapter | merged | gguf. " + _FIELDS["format"].description)
+@click.option("--run", help="Run id; default: the latest completed run.")
+@click.option("--quant", help=f"GGUF type: {', '.join(QUANTS)}.")
+@click.option("--to-ollama", help="Install the GGUF into Ollama as NAME[:TAG] ($OLLAMA_HOST).")
+@click.option("--verify/--no-verify", default=None, help=_FIELDS["verify"].description)
+@set_option
+@save_option
+@root_option
+@json_option
 def export(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    format: Annotated[
-        str | None, typer.Option("--format", help="adapter | merged | gguf. " + _FIELDS["format"].description)
-    ] = None,
-    run: Annotated[str | None, typer.Option("--run", help="Run id; default: the latest completed run.")] = None,
-    quant: Annotated[str | None, typer.Option("--quant", help=f"GGUF type: {', '.join(QUANTS)}.")] = None,
-    to_ollama: Annotated[
-        str | None, typer.Option("--to-ollama", help="Install the GGUF into Ollama as NAME[:TAG] ($OLLAMA_HOST).")
-    ] = None,
-    verify: Annotated[
-        bool | None, typer.Option("--verify/--no-verify", help=_FIELDS["verify"].description, show_default=False)
-    ] = None,
-    set_: SetOpt = None,
-    save: SaveOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    format: str | None,
+    run: str | None,
+    quant: str | None,
+    to_ollama: str | None,
+    verify: bool | None,
+    set_: tuple[str, ...],
+    save: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Export a training run into the project's exports/ folder.
 

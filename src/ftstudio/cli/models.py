@@ -1,36 +1,28 @@
 """`ftstudio models …`: the catalog with a fit verdict, checking a model, saving the project's choice, tiny models."""
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 from rich.markup import escape
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, out, progress_bar
+from ftstudio.cli.common import PATH, Group, emit, json_option, out, progress_bar, root_option
 from ftstudio.progress import ProgressFn
 
-app = typer.Typer(help="Base models: which can be trained here, and the project's choice.", no_args_is_help=False)
-
 _PLAN = "Plan for this instead of the project's training setting ("
-SeqLenOpt = Annotated[int | None, typer.Option("--seq-len", min=1, help=_PLAN + "max_seq_length).")]  # noqa: UP007
-BatchOpt = Annotated[int | None, typer.Option("--batch", min=1, help=_PLAN + "batch_size).")]  # noqa: UP007
-MethodOpt = Annotated[
-    str | None,  # noqa: UP007
-    typer.Option("--method", help=_PLAN + "method): lora (16/32-bit base) or qlora (4-bit base, CUDA)."),
-]
-ProjectOpt = Annotated[
-    str | None,  # noqa: UP007
-    typer.Option(
-        "--project",
-        help="Plan with this project's training settings (method, sequence length, batch, LoRA rank), as its Base "
-        "model tab does; default: those a new project starts with.",
-    ),
-]
-TrustOpt = Annotated[
-    bool, typer.Option("--trust-remote-code", help="Allow a model whose code ships in its repository. Trusted only.")
-]
+seq_len_option = click.option("--seq-len", type=click.IntRange(min=1), help=_PLAN + "max_seq_length).")
+batch_option = click.option("--batch", type=click.IntRange(min=1), help=_PLAN + "batch_size).")
+method_option = click.option("--method", help=_PLAN + "method): lora (16/32-bit base) or qlora (4-bit base, CUDA).")
+project_option = click.option(
+    "--project",
+    help="Plan with this project's training settings (method, sequence length, batch, LoRA rank), as its Base model "
+    "tab does; default: those a new project starts with.",
+)
+trust_option = click.option(
+    "--trust-remote-code", is_flag=True, help="Allow a model whose code ships in its repository. Trusted only."
+)
 _COLOUR = {"ok": "green", "warn": "yellow", "error": "red"}
 MODEL_HELP = (
     "Hugging Face hub id (org/name), a local model folder, a .gguf file, or ollama:NAME[:TAG] (read from Ollama's "
@@ -40,10 +32,6 @@ MODEL_HELP = (
 
 def _mark(verdict: str) -> str:
     return f"[{_COLOUR[verdict]}]{verdict:<5}[/]"
-
-
-def register(root_app: typer.Typer) -> None:
-    root_app.add_typer(app, name="models")
 
 
 def _plan(project, seq_len: int | None, batch: int | None, method: str | None) -> dict:
@@ -56,15 +44,27 @@ def _plan(project, seq_len: int | None, batch: int | None, method: str | None) -
     return CheckRequest.build(overrides=flags).plan(project)
 
 
-@app.callback(invoke_without_command=True)
+@click.group(
+    "models",
+    cls=Group,
+    invoke_without_command=True,
+    help="Base models: which can be trained here, and the project's choice.",
+)
+@project_option
+@seq_len_option
+@batch_option
+@method_option
+@root_option
+@json_option
+@click.pass_context
 def models(
-    ctx: typer.Context,
-    project: ProjectOpt = None,
-    seq_len: SeqLenOpt = None,
-    batch: BatchOpt = None,
-    method: MethodOpt = None,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    ctx: click.Context,
+    project: str | None,
+    seq_len: int | None,
+    batch: int | None,
+    method: str | None,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """List curated base models with a fit verdict for this machine, fastest to try first.
 
@@ -110,16 +110,24 @@ def _print_table(machine: str, rows: list[dict], plan: dict) -> None:
             out.print(f"        {reason}", markup=False)
 
 
-@app.command("check")
+@models.command("check")
+@click.argument("model", help=MODEL_HELP)
+@project_option
+@seq_len_option
+@batch_option
+@method_option
+@trust_option
+@root_option
+@json_option
 def check(
-    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
-    project: ProjectOpt = None,
-    seq_len: SeqLenOpt = None,
-    batch: BatchOpt = None,
-    method: MethodOpt = None,
-    trust_remote_code: TrustOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    model: str,
+    project: str | None,
+    seq_len: int | None,
+    batch: int | None,
+    method: str | None,
+    trust_remote_code: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Can MODEL be trained and exported here? Reads only config and tokenizer files (a GGUF is imported first:
     dequantized once into ftstudio's cache, then checked as that folder). Exit 0 for ok or warn.
@@ -138,7 +146,7 @@ def check(
     with _importing(model) as progress:
         result = ftstudio.check_model(chosen, request, progress=progress)
     emit(result.to_dict(), json, lambda: _print_check(result))
-    raise typer.Exit(result.exit_code)
+    sys.exit(result.exit_code)
 
 
 @contextmanager
@@ -168,17 +176,26 @@ def _print_check(result) -> None:
         out.print(f"  {method} estimate: {estimate.total / 2**30:.2f} GiB", markup=False)
 
 
-@app.command("use")
+@models.command("use")
+@click.argument("name", help="Project name.")
+@click.argument("model", help=MODEL_HELP)
+@click.option("--force", is_flag=True, help="Save even when the check says error.")
+@seq_len_option
+@batch_option
+@method_option
+@trust_option
+@root_option
+@json_option
 def use(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
-    force: Annotated[bool, typer.Option("--force", help="Save even when the check says error.")] = False,
-    seq_len: SeqLenOpt = None,
-    batch: BatchOpt = None,
-    method: MethodOpt = None,
-    trust_remote_code: TrustOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    model: str,
+    force: bool,
+    seq_len: int | None,
+    batch: int | None,
+    method: str | None,
+    trust_remote_code: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Check MODEL, then save it as the project's base model (base_model.model in project.toml: a folder or .gguf
     file as its absolute path, an ollama: name as given; a GGUF's checks run on its imported folder).
@@ -209,14 +226,13 @@ TINY_FAMILIES_HELP = (
 )
 
 
-@app.command("tiny")
-def tiny(
-    folder: Annotated[Path, typer.Argument(help="New folder to write the model into (must not exist or be empty).")],
-    arch: Annotated[str, typer.Option("--arch", help=TINY_FAMILIES_HELP)] = "llama",
-    quantized_4bit: Annotated[bool, typer.Option("--4bit", help="Claim bitsandbytes 4-bit in config.json.")] = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
-) -> None:
+@models.command("tiny")
+@click.argument("folder", type=PATH, help="New folder to write the model into (must not exist or be empty).")
+@click.option("--arch", default="llama", help=TINY_FAMILIES_HELP)
+@click.option("--4bit", "quantized_4bit", is_flag=True, help="Claim bitsandbytes 4-bit in config.json.")
+@root_option
+@json_option
+def tiny(folder: Path, arch: str, quantized_4bit: bool, root: Path | None, json: bool) -> None:
     """Write a tiny random-weight model with its family's real tokenizer design and chat template, for offline tries."""
     from ftstudio.basemodels.tiny import write_tiny_model
 

@@ -1,26 +1,19 @@
 """`ftstudio init` and `ftstudio projects`: the workspace."""
 
-from typing import Annotated
+from pathlib import Path
 
-import typer
+import click
 from rich.markup import escape
 
-from ftstudio.cli.common import JsonOpt, RootOpt, emit, out
+from ftstudio.cli.common import emit, json_option, out, root_option
 from ftstudio.project import Project, list_projects, resolve_root
 
 
-def register(app: typer.Typer) -> None:
-    app.command("init")(init)
-    app.command("projects")(projects)
-
-
-def init(
-    name: Annotated[
-        str, typer.Argument(help="Project name: letters, digits, '-', '_', '.', not starting with '-' or '.'.")
-    ],
-    root: RootOpt = None,
-    json: JsonOpt = False,
-) -> None:
+@click.command("init")
+@click.argument("name", help="Project name: letters, digits, '-', '_', '.', not starting with '-' or '.'.")
+@root_option
+@json_option
+def init(name: str, root: Path | None, json: bool) -> None:
     """Create a project: projects/NAME/ with default settings in project.toml."""
     project = Project.create(name, root)
     emit(
@@ -30,7 +23,10 @@ def init(
     )
 
 
-def projects(root: RootOpt = None, json: JsonOpt = False) -> None:
+@click.command("projects")
+@root_option
+@json_option
+def projects(root: Path | None, json: bool) -> None:
     """List the projects in the workspace."""
     names = list_projects(root)
     emit(

@@ -1,12 +1,25 @@
 """`ftstudio helpers` and `ftstudio generate`: the helper model writes training data."""
 
 import signal
+import sys
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import get_args
 
-import typer
+import click
 
-from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar, setting_help
+from ftstudio.cli.common import (
+    emit,
+    err,
+    json_option,
+    out,
+    overrides,
+    progress_bar,
+    root_option,
+    save_option,
+    set_option,
+    setting_help,
+)
 from ftstudio.requests import GenerateRequest
 from ftstudio.synth.settings import ProviderName, SynthSettings
 
@@ -19,22 +32,26 @@ def _request_help(field: str) -> str:
     return GenerateRequest.model_fields[field].description or ""
 
 
-ProviderOpt = Annotated[
-    ProviderName | None,  # noqa: UP007 (typer reads Optional reliably)
-    typer.Option("--provider", help=_help("provider") + " openai: any OpenAI-compatible server."),
-]
-BaseUrlOpt = Annotated[
-    str | None,  # noqa: UP007
-    typer.Option("--base-url", help="Server address (ollama: OLLAMA_HOST; openai: e.g. http://127.0.0.1:8000/v1)."),
-]
+def provider_option(default: str | None):
+    return click.option(
+        "--provider",
+        type=click.Choice(get_args(ProviderName)),
+        default=default,
+        help=_help("provider") + " openai: any OpenAI-compatible server.",
+    )
 
 
-def register(app: typer.Typer) -> None:
-    app.command("helpers")(helpers)
-    app.command("generate")(generate)
+base_url_option = click.option(
+    "--base-url", help="Server address (ollama: OLLAMA_HOST; openai: e.g. http://127.0.0.1:8000/v1)."
+)
 
 
-def helpers(provider: ProviderOpt = "ollama", base_url: BaseUrlOpt = None, root: RootOpt = None, json: JsonOpt = False):
+@click.command("helpers")
+@provider_option("ollama")
+@base_url_option
+@root_option
+@json_option
+def helpers(provider: str, base_url: str | None, root: Path | None, json: bool) -> None:
     """List the helper models a provider offers (like `ollama list`), with context length and prices.
 
     llamacpp lists the GGUF files it can run in this process: those in the workspace's models/ folder and those
@@ -56,33 +73,57 @@ def helpers(provider: ProviderOpt = "ollama", base_url: BaseUrlOpt = None, root:
     emit({"provider": provider, "models": rows}, json, human)
 
 
+@click.command("generate")
+@click.argument("name", help="Project name.")
+@provider_option(None)
+@click.option("--model", help=_help("model"))
+@base_url_option
+@click.option("--pairs", type=int, help=_request_help("pairs"))
+@click.option("--concurrency", type=int, help=_help("concurrency"))
+@click.option("--topic", help=_request_help("topic"))
+@click.option("--topic-only", is_flag=True, help=_request_help("topic_only"))
+@click.option("--per-chunk", "pairs_per_chunk", type=int, help=_help("pairs_per_chunk"))
+@click.option("--max-cost", type=float, help=_request_help("max_cost"))
+@click.option("--judge/--no-judge", default=None, help=_help("judge"))
+@click.option(
+    "--question-types",
+    help=_help("question_types") + " Comma-separated: fact,explanation,procedure,comparison,numeric.",
+)
+@click.option("--paraphrases", type=int, help=_help("paraphrases"))
+@click.option("--followups/--no-followups", default=None, help=_help("followups"))
+@click.option("--passages-share", type=float, help=_help("passages_share"))
+@click.option("--distractors", type=int, help=_help("distractors"))
+@click.option("--audience", help=_help("audience"))
+@click.option("--style", help=_help("style"))
+@click.option("--fresh", is_flag=True, help=_request_help("fresh"))
+@set_option
+@save_option
+@root_option
+@json_option
 def generate(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    provider: ProviderOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help=_help("model"))] = None,  # noqa: UP007
-    base_url: BaseUrlOpt = None,
-    pairs: Annotated[int | None, typer.Option("--pairs", help=_request_help("pairs"))] = None,  # noqa: UP007
-    concurrency: Annotated[int | None, typer.Option("--concurrency", help=_help("concurrency"))] = None,  # noqa: UP007
-    topic: Annotated[str | None, typer.Option("--topic", help=_request_help("topic"))] = None,  # noqa: UP007
-    topic_only: Annotated[bool, typer.Option("--topic-only", help=_request_help("topic_only"))] = False,
-    pairs_per_chunk: Annotated[int | None, typer.Option("--per-chunk", help=_help("pairs_per_chunk"))] = None,  # noqa: UP007
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help=_request_help("max_cost"))] = None,  # noqa: UP007
-    judge: Annotated[bool | None, typer.Option("--judge/--no-judge", help=_help("judge"))] = None,  # noqa: UP007
-    question_types: Annotated[
-        str | None,  # noqa: UP007
-        typer.Option(help=_help("question_types") + " Comma-separated: fact,explanation,procedure,comparison,numeric."),
-    ] = None,
-    paraphrases: Annotated[int | None, typer.Option(help=_help("paraphrases"))] = None,  # noqa: UP007
-    followups: Annotated[bool | None, typer.Option("--followups/--no-followups", help=_help("followups"))] = None,  # noqa: UP007
-    passages_share: Annotated[float | None, typer.Option(help=_help("passages_share"))] = None,  # noqa: UP007
-    distractors: Annotated[int | None, typer.Option(help=_help("distractors"))] = None,  # noqa: UP007
-    audience: Annotated[str | None, typer.Option(help=_help("audience"))] = None,  # noqa: UP007
-    style: Annotated[str | None, typer.Option(help=_help("style"))] = None,  # noqa: UP007
-    fresh: Annotated[bool, typer.Option("--fresh", help=_request_help("fresh"))] = False,
-    set_: SetOpt = None,
-    save: SaveOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    pairs: int | None,
+    concurrency: int | None,
+    topic: str | None,
+    topic_only: bool,
+    pairs_per_chunk: int | None,
+    max_cost: float | None,
+    judge: bool | None,
+    question_types: str | None,
+    paraphrases: int | None,
+    followups: bool | None,
+    passages_share: float | None,
+    distractors: int | None,
+    audience: str | None,
+    style: str | None,
+    fresh: bool,
+    set_: tuple[str, ...],
+    save: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Have the helper model write question-answer pairs into data/sft_data.jsonl (resumes an unfinished run).
 
@@ -94,7 +135,6 @@ def generate(
     """
     import ftstudio
     from ftstudio.project import Project
-    from ftstudio.requests import GenerateRequest
 
     project = Project.open(name, root)
     flags = {
@@ -119,14 +159,14 @@ def generate(
         resume = f"`ftstudio generate {name}` resumes the run"
         if reason == "cancelled":
             err.print(f"stopped after {summary['written']} of {summary['target']} pairs; {resume}", markup=False)
-            raise typer.Exit(130)
+            sys.exit(130)
         done = "partly done: wrote" if summary["partial"] else "wrote"
         hint = summary["to_get_more"] or ""
         err.print(f"{done} {summary['written']} of {summary['target']} pairs, kept in {summary['data']}; stopped "
                   f"because {summary['stopped_because']} (dropped: {_dropped(summary)}). "
                   f"{hint[:1].upper() + hint[1:]}; {resume}.",
                   markup=False, soft_wrap=True)  # fmt: skip
-        raise typer.Exit(1)  # partly done (the contract's 1): what was written is kept, why it stopped is named
+        sys.exit(1)  # partly done (the contract's 1): what was written is kept, why it stopped is named
 
 
 def _dropped(s: dict) -> str:

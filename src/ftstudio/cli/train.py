@@ -5,11 +5,22 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from ftstudio.cli.common import JsonOpt, RootOpt, SaveOpt, SetOpt, emit, err, out, overrides, progress_bar, setting_help
+from ftstudio.cli.common import (
+    emit,
+    err,
+    json_option,
+    out,
+    overrides,
+    progress_bar,
+    root_option,
+    save_option,
+    set_option,
+    setting_help,
+)
 from ftstudio.project import Project
 from ftstudio.requests import ChatRequest, TrainRequest
 from ftstudio.train.settings import TrainSettings
@@ -23,43 +34,60 @@ def _chat_help(field: str) -> str:
     return ChatRequest.model_fields[field].description or ""
 
 
-def register(app: typer.Typer) -> None:
-    app.command("train")(train)
-    app.command("chat")(chat)
+def _setting(name: str, kind: type) -> Any:
+    """A --NAME option for one training setting, with the setting's own help."""
+    return click.option(f"--{name.replace('_', '-')}", type=kind, help=setting_help(TrainSettings, name))
 
 
+@click.command("train")
+@click.argument("name", help="Project name.")
+@click.option("--base-model", help=_request_help("base_model"))
+@_setting("method", str)
+@_setting("backend", str)
+@_setting("epochs", float)
+@_setting("max_steps", int)
+@_setting("learning_rate", float)
+@_setting("batch_size", int)
+@_setting("max_seq_length", int)
+@_setting("rank", int)
+@_setting("seed", int)
+@_setting("save_every", int)
+@click.option("--only-accepted/--no-only-accepted", default=None, help=setting_help(TrainSettings, "only_accepted"))
+@click.option("--resume", help=_request_help("resume"))
+@click.option("--probe-only/--no-probe-only", help=_request_help("probe_only"))
+@click.option(
+    "--write-accelerate-config",
+    metavar="KIND",
+    help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into the project's "
+    "accelerate/ folder, print the launch command, and stop.",
+)
+@click.option("--processes", default=2, help="Processes (devices) in the written accelerate config.")
+@set_option
+@save_option
+@root_option
+@json_option
 def train(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    base_model: Annotated[str | None, typer.Option(help=_request_help("base_model"))] = None,
-    method: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "method"))] = None,
-    backend: Annotated[str | None, typer.Option(help=setting_help(TrainSettings, "backend"))] = None,
-    epochs: Annotated[float | None, typer.Option(help=setting_help(TrainSettings, "epochs"))] = None,
-    max_steps: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "max_steps"))] = None,
-    learning_rate: Annotated[float | None, typer.Option(help=setting_help(TrainSettings, "learning_rate"))] = None,
-    batch_size: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "batch_size"))] = None,
-    max_seq_length: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "max_seq_length"))] = None,
-    rank: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "rank"))] = None,
-    seed: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "seed"))] = None,
-    save_every: Annotated[int | None, typer.Option(help=setting_help(TrainSettings, "save_every"))] = None,
-    only_accepted: Annotated[
-        bool | None,  # noqa: UP007
-        typer.Option("--only-accepted/--no-only-accepted", help=setting_help(TrainSettings, "only_accepted")),
-    ] = None,
-    resume: Annotated[str | None, typer.Option(help=_request_help("resume"))] = None,
-    probe_only: Annotated[bool, typer.Option(help=_request_help("probe_only"))] = False,
-    write_accelerate_config: Annotated[
-        str | None,  # noqa: UP007
-        typer.Option(
-            help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into "
-            "the project's accelerate/ folder, print the launch command, and stop.",
-            metavar="KIND",
-        ),
-    ] = None,
-    processes: Annotated[int, typer.Option(help="Processes (devices) in the written accelerate config.")] = 2,
-    set_: SetOpt = None,
-    save: SaveOpt = False,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    base_model: str | None,
+    method: str | None,
+    backend: str | None,
+    epochs: float | None,
+    max_steps: int | None,
+    learning_rate: float | None,
+    batch_size: int | None,
+    max_seq_length: int | None,
+    rank: int | None,
+    seed: int | None,
+    save_every: int | None,
+    only_accepted: bool | None,
+    resume: str | None,
+    probe_only: bool,
+    write_accelerate_config: str | None,
+    processes: int,
+    set_: tuple[str, ...],
+    save: bool,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Train a LoRA/QLoRA adapter on data/sft_data.jsonl into runs/<run-id>/ (Ctrl-C saves and stops).
 
@@ -81,18 +109,27 @@ def train(
         return  # under torchrun / accelerate launch, the first process speaks for all
     emit(result.to_dict(), json, lambda: _print_result(result, name))
     if result.status == "stopped":
-        raise typer.Exit(130)
+        sys.exit(130)
 
 
+@click.command("chat")
+@click.argument("name", help="Project name.")
+@click.argument("prompt", help="What to ask the tuned model.")
+@click.option("--run", help=_chat_help("run"))
+@click.option("--passages", default=0, help=_chat_help("passages"))
+@click.option("--compare/--no-compare", help=_chat_help("compare"))
+@click.option("--max-new-tokens", type=int, help=_chat_help("max_new_tokens"))
+@root_option
+@json_option
 def chat(
-    name: Annotated[str, typer.Argument(help="Project name.")],
-    prompt: Annotated[str, typer.Argument(help="What to ask the tuned model.")],
-    run: Annotated[str | None, typer.Option(help=_chat_help("run"))] = None,
-    passages: Annotated[int, typer.Option(help=_chat_help("passages"))] = 0,
-    compare: Annotated[bool, typer.Option(help=_chat_help("compare"))] = False,
-    max_new_tokens: Annotated[int | None, typer.Option(help=_chat_help("max_new_tokens"))] = None,
-    root: RootOpt = None,
-    json: JsonOpt = False,
+    name: str,
+    prompt: str,
+    run: str | None,
+    passages: int,
+    compare: bool,
+    max_new_tokens: int | None,
+    root: Path | None,
+    json: bool,
 ) -> None:
     """Ask the base model with a run's adapter, using its chat template; the answer streams as it is written.
 

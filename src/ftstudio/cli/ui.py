@@ -1,20 +1,16 @@
 """`ftstudio ui`: serve the studio in the browser."""
 
 import ipaddress
-from typing import Annotated
+from pathlib import Path
 
-import typer
+import click
 
-from ftstudio.cli.common import RootOpt, err
+from ftstudio.cli.common import err, root_option
 from ftstudio.errors import BadInput
 from ftstudio.project import resolve_root
 from ftstudio.ui.hosts import allowed_hosts
 
 AUTH_ENV = "FTSTUDIO_UI_AUTH"
-
-
-def register(app: typer.Typer) -> None:
-    app.command("ui")(ui)
 
 
 def is_loopback(host: str) -> bool:
@@ -37,40 +33,36 @@ def parse_auth(value: str) -> tuple[str, str]:
     return user, password
 
 
+@click.command("ui")
+@root_option
+@click.option("--host", default="127.0.0.1", help="Address to listen on. Keep 127.0.0.1 unless you mean to share.")
+@click.option("--port", default=7860, help="Port to listen on.")
+@click.option(
+    "--auth",
+    envvar=AUTH_ENV,
+    show_envvar=True,
+    help=f"USER:PASSWORD: require this login (Gradio's own). Prefer ${AUTH_ENV}: an argument shows in `ps`.",
+)
+@click.option(
+    "--allow-host",
+    multiple=True,
+    help="Also answer requests for this Host name (repeatable; '*.example.org' allowed). Others are refused (DNS "
+    "rebinding); the bound address, localhost and 127.0.0.1 always work.",
+)
+@click.option(
+    "--insecure-no-auth", is_flag=True, help="Listen on a non-loopback address without a login (trusted networks)."
+)
+@click.option("--example", is_flag=True, help="Create (once) the 'example' project: a guide, pairs, SmolLM2-135M.")
+@click.option("--json", is_flag=True, hidden=True, help="Accepted for symmetry; the UI prints a URL.")
 def ui(
-    root: RootOpt = None,
-    host: Annotated[str, typer.Option(help="Address to listen on. Keep 127.0.0.1 unless you mean to share.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
-    auth: Annotated[
-        str | None,
-        typer.Option(
-            "--auth",
-            envvar=AUTH_ENV,
-            show_default=False,
-            help=f"USER:PASSWORD: require this login (Gradio's own). Prefer ${AUTH_ENV}: an argument shows in `ps`.",
-        ),
-    ] = None,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-host",
-            show_default=False,
-            help="Also answer requests for this Host name (repeatable; '*.example.org' allowed). Others are refused "
-            "(DNS rebinding); the bound address, localhost and 127.0.0.1 always work.",
-        ),
-    ] = None,
-    insecure_no_auth: Annotated[
-        bool,
-        typer.Option("--insecure-no-auth", help="Listen on a non-loopback address without a login (trusted networks)."),
-    ] = False,
-    example: Annotated[
-        bool, typer.Option("--example", help="Create (once) the 'example' project: a guide, pairs, SmolLM2-135M.")
-    ] = False,
-    json: Annotated[bool, typer.Option("--json", hidden=True, help="Accepted for symmetry; the UI prints a URL.")] = (
-        False
-    ),
+    root: Path | None,
+    host: str,
+    port: int,
+    auth: str | None,
+    allow_host: tuple[str, ...],
+    insecure_no_auth: bool,
+    example: bool,
+    json: bool,
 ) -> None:
     """Open the studio: a web page with one tab per step, on http://HOST:PORT (see docs/security.md to share it)."""
     workspace = resolve_root(root)
@@ -96,4 +88,4 @@ def ui(
         err.print(f"example project ready: {project.dir}")
     from ftstudio.ui.app import launch
 
-    launch(workspace, host, port, auth=login, allowed_hosts=allowed_hosts(host, allow_host or []))
+    launch(workspace, host, port, auth=login, allowed_hosts=allowed_hosts(host, list(allow_host)))

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from gguf_files import ollama_store, rewrite_gguf
 
-from ftstudio.basemodels.gguf_import import RECORD_FILE, import_gguf, is_gguf_spec, loadable
+from ftstudio.basemodels.gguf_import import (
+    IMPORT_FORMAT,
+    RECORD_FILE,
+    cached_folder,
+    import_gguf,
+    is_gguf_spec,
+    loadable,
+)
 from ftstudio.basemodels.resolve import resolve_model
 from ftstudio.errors import BadInput, Cancelled, FtError, NotFound
 from ftstudio.export.gguf.quantize import llama_cpp_available
@@ -222,6 +229,25 @@ def test_a_cancelled_import_caches_nothing(small_gguf, cache):
     with pytest.raises(Cancelled):
         import_gguf(str(small_gguf), progress=stop)
     assert sorted(p.name for p in (cache / "gguf").iterdir()) == ["identities"]
+
+
+def test_a_folder_from_an_older_import_is_built_again(small_gguf, cache):
+    first = import_gguf(str(small_gguf))
+    record = json.loads((first.folder / RECORD_FILE).read_text())
+    assert record["format"] == IMPORT_FORMAT
+    del record["format"]  # as the first imports wrote it
+    (first.folder / RECORD_FILE).write_text(json.dumps(record))
+    (first.folder / "chat_template.jinja").write_text("{{ 'the old, broken template' }}")
+    assert cached_folder(str(small_gguf)) is None  # stale: not offered as the cached folder
+
+    events = []
+    again = import_gguf(str(small_gguf), progress=events.append)
+    assert not again.cached and again.folder == first.folder
+    assert "gguf-dequantize" in [e.stage for e in events]
+    assert "old, broken" not in (again.folder / "chat_template.jinja").read_text()
+    assert json.loads((again.folder / RECORD_FILE).read_text())["format"] == IMPORT_FORMAT
+    assert sorted(p.name for p in (cache / "gguf").iterdir()) == sorted(["identities", first.folder.name])
+    assert import_gguf(str(small_gguf)).cached
 
 
 def test_which_specs_are_gguf(tmp_path):

@@ -14,7 +14,9 @@ read twice. A plain file is hashed once; its digest is then remembered against t
 modification time in ns) in `<cache>/gguf/identities/`, because hashing a multi-GB file on every train or export
 would take longer than the check it guards, and an edit that keeps size and nanosecond mtime does not happen by
 accident. A folder is built under a `.partial-…` name and renamed into place last, so its existence means the import
-completed: a killed or failed import leaves no cached folder (its leftovers are swept by the next import).
+completed: a killed or failed import leaves no cached folder (its leftovers are swept by the next import). A folder
+written by an older import (its record's `format` below `IMPORT_FORMAT`) is built again and replaced, so a fix to
+the import (such as a family's chat template) reaches models imported before it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ OLLAMA_REGISTRY = "registry.ollama.ai"
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 GGUF_MAGIC = b"GGUF"
 RECORD_FILE = "ftstudio-gguf.json"  # written last inside the folder: the import's own account of itself
+# Raise when a cached folder's contents change meaning (2: the families' templates replace a GGUF's broken ones);
+# records without the field are format 1.
+IMPORT_FORMAT = 2
 HASH_CHUNK = 8 << 20
 # transformers reads these from GGUF, but they are encoder(-decoder)s, not causal LMs to fine-tune.
 NOT_CAUSAL = {"t5", "t5encoder", "umt5"}
@@ -314,8 +319,8 @@ def import_gguf(spec: str, *, progress: ProgressFn | None = None) -> ImportResul
     gguf_dir = cache_root() / "gguf"
     digest = source.digest or _file_digest(source.path, gguf_dir / "identities", progress)
     folder = gguf_dir / digest
-    if (folder / RECORD_FILE).is_file():
-        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    record = _current_record(folder)
+    if record is not None:
         report(progress, "gguf-done", 1, 1, f"{label}: already imported ({folder})", folder=str(folder), cached=True)
         return ImportResult(source.spec, source.kind, str(source.path), digest, folder, True, record)
     info = inspect_gguf(source.path, label)
@@ -324,13 +329,16 @@ def import_gguf(spec: str, *, progress: ProgressFn | None = None) -> ImportResul
     work = Path(tempfile.mkdtemp(dir=gguf_dir, prefix=f".partial-{digest[:16]}-{os.getpid()}-"))
     try:
         record = _build_folder(source, info, digest, work, label, progress)
+        if folder.exists():  # an older import's folder: set aside, swept with the partials
+            os.rename(folder, work.with_name(work.name + "-old"))
         try:
             os.rename(work, folder)
         except OSError:
-            if not (folder / RECORD_FILE).is_file():  # another import of the same file finished first otherwise
+            if _current_record(folder) is None:  # another import of the same file finished first otherwise
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work.with_name(work.name + "-old"), ignore_errors=True)
     report(progress, "gguf-done", 1, 1, f"{label}: imported into {folder}", folder=str(folder), cached=False)
     return ImportResult(source.spec, source.kind, str(source.path), digest, folder, False, record)
 
@@ -345,7 +353,16 @@ def cached_folder(spec: str) -> Path | None:
     gguf_dir = cache_root() / "gguf"
     digest = source.digest or _known_digest(source.path, gguf_dir / "identities")
     folder = gguf_dir / digest if digest else None
-    return folder if folder is not None and (folder / RECORD_FILE).is_file() else None
+    return folder if folder is not None and _current_record(folder) is not None else None
+
+
+def _current_record(folder: Path) -> dict[str, Any] | None:
+    """The import record of a cached folder written by this import's format; None when absent, damaged or older."""
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format", 1) == IMPORT_FORMAT else None
 
 
 def imported_folder(spec: str, *, progress: ProgressFn | None = None) -> Path:
@@ -489,7 +506,7 @@ def _build_folder(
     template_source = _give_chat_template(tokenizer, info, config.to_dict())
     tokenizer.save_pretrained(work)
     record = {
-        "spec": source.spec, "kind": source.kind, "source": str(source.path), "sha256": digest,
+        "format": IMPORT_FORMAT, "spec": source.spec, "kind": source.kind, "source": str(source.path), "sha256": digest,
         "architecture": info.architecture, "model_type": config.model_type, "name": info.name,
         "tensor_types": info.tensor_types, "dtype": str(dtype).removeprefix("torch."),
         "chat_template": template_source, "transformers": transformers.__version__,

@@ -40,9 +40,10 @@ save_option = click.option(
 
 
 def setting_help(model: "type[BaseModel]", field: str) -> str:
-    """An option's help is its setting's own description and default (one source of truth: the stage's model)."""
+    """An option's help is its setting's own description and default (one source of truth: the stage's model),
+    the default written as click writes the other options' ones (their own default is None: unset = the project's)."""
     info = model.model_fields[field]
-    default = "" if info.default is None else f" (default: {info.default})"
+    default = "" if info.default is None else f"  [default: {info.default}]"
     return (info.description or "") + default
 
 

@@ -5,7 +5,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
@@ -34,16 +34,18 @@ def _chat_help(field: str) -> str:
     return ChatRequest.model_fields[field].description or ""
 
 
-def _setting(name: str, kind: type) -> Any:
-    """A --NAME option for one training setting, with the setting's own help."""
-    return click.option(f"--{name.replace('_', '-')}", type=kind, help=setting_help(TrainSettings, name))
+def _setting(name: str, kind: type | None = None) -> Any:
+    """A --NAME option for one training setting, with the setting's own help; a setting of a few named values
+    (a Literal) is a choice of them, so --help lists them."""
+    choice = click.Choice(get_args(TrainSettings.model_fields[name].annotation)) if kind is None else kind
+    return click.option(f"--{name.replace('_', '-')}", type=choice, help=setting_help(TrainSettings, name))
 
 
 @click.command("train")
 @click.argument("name", help="Project name.")
 @click.option("--base-model", help=_request_help("base_model"))
-@_setting("method", str)
-@_setting("backend", str)
+@_setting("method")
+@_setting("backend")
 @_setting("epochs", float)
 @_setting("max_steps", int)
 @_setting("learning_rate", float)

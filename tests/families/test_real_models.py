@@ -18,10 +18,17 @@ from go_render import go_render
 pytestmark = pytest.mark.slow
 needs_llama = pytest.mark.skipif(not llama_cpp_available(), reason="needs llama-cpp-python")
 
-# Eight of the example's pairs, packed into one row: every step sees the same batch, so the loss must fall.
-PAIRS = [json.loads(line) for line in (example_files() / "sft_data.jsonl").read_text().splitlines()[:8]]
+# Eight of the example's pairs (their first wordings), packed into one row: every step sees the same batch, so the
+# loss must fall.
+_LINES = [json.loads(line) for line in (example_files() / "sft_data.jsonl").read_text().splitlines()]
+PAIRS = [pair for pair in _LINES if "meta" not in pair][:8]
 PROMPTS = ["What is sourdough bread?", "What does the yeast in a starter do?", "Name a fruit."]
 TOKENS = 8
+# q8_0 against transformers, 2026-12-04: the ten top logits of each answer position differ by at most 0.59
+# (SmolLM2) and 1.35 (Gemma 3, whose logits run to 38); f16 by at most 0.1. The best token's own logit moved by at
+# most 0.74, so a lead of 1.5 is one that 8-bit weights did not undo.
+Q8_ERROR = 2.0
+CLEAR_LEAD = 1.5
 
 
 @dataclass
@@ -85,6 +92,31 @@ def _hf_greedy(folder: Path, prompts: list[str]) -> tuple[list[list[int]], list[
     return prompt_ids, answers
 
 
+def _hf_logits(folder: Path, sequences: list[list[int]]) -> list:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return [model(torch.tensor([seq])).logits[0].numpy() for seq in sequences]
+
+
+def _llama_logits(path: Path, sequences: list[list[int]]) -> list:
+    import llama_cpp
+    import numpy as np
+
+    llm = llama_cpp.Llama(str(path), n_ctx=512, verbose=False, n_threads=1, logits_all=True)
+    try:
+        found = []
+        for seq in sequences:
+            llm.reset()
+            llm.eval(seq)
+            found.append(np.array(llm.scores[: len(seq)]))
+        return found
+    finally:
+        llm.close()
+
+
 def _llama_greedy(path: Path, prompt_ids: list[list[int]]) -> list[list[int]]:
     import llama_cpp
 
@@ -112,20 +144,40 @@ def test_training_moves_the_loss_on_real_weights(trained_real, name):
 
 
 @needs_llama
-# Gemma 3 270M's q8_0 GGUF answers otherwise from its first token (f16 matches): a finding not yet explained, so
-# not asserted here; see docs/export.md.
-@pytest.mark.parametrize(("name", "quant"), [("smollm2", "f16"), ("smollm2", "q8_0"), ("gemma3", "f16")])
-def test_the_exported_gguf_answers_as_transformers_with_the_adapter(trained_real, name, quant):
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_the_exported_f16_gguf_answers_as_transformers_with_the_adapter(trained_real, name):
     trained = trained_real(name)
-    # An open prompt ("Name a fruit.") has near-ties that 8-bit weights may tip (seen: the third token differed);
-    # q8_0 must match on the trained questions, f16 on every prompt.
-    prompts = PROMPTS if quant == "f16" else PROMPTS[:2]
-    prompt_ids, want = _hf_greedy(trained.merged, prompts)
-    got = _llama_greedy(trained.gguf[quant], prompt_ids)
-    for prompt, w, g in zip(prompts, want, got, strict=True):
+    prompt_ids, want = _hf_greedy(trained.merged, PROMPTS)
+    got = _llama_greedy(trained.gguf["f16"], prompt_ids)
+    for prompt, w, g in zip(PROMPTS, want, got, strict=True):
         # transformers stops at its end token; llama.cpp's loop above stops before it: compare up to it
         w = w[: len(g)] if len(g) < len(w) else w
-        assert g == w, (prompt, quant)
+        assert g == w, prompt
+
+
+@needs_llama
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_the_exported_q8_0_gguf_picks_transformers_tokens_wherever_they_are_clear(trained_real, name):
+    """8-bit weights move logits by up to about one, so a near-tie may tip (Gemma 3's first answer token to "What
+    does the yeast in a starter do?" leads the second by 0.02, and its q8_0 file picks the second). Along
+    transformers' greedy answers, llama.cpp's logits must stay close, and it must pick the same token wherever
+    transformers' lead is clear."""
+    import numpy as np
+
+    trained = trained_real(name)
+    prompt_ids, want = _hf_greedy(trained.merged, PROMPTS)
+    hf = _hf_logits(trained.merged, [ids + w for ids, w in zip(prompt_ids, want, strict=True)])
+    lc = _llama_logits(trained.gguf["q8_0"], [ids + w for ids, w in zip(prompt_ids, want, strict=True)])
+    clear, agree, error = 0, 0, 0.0
+    for ids, w, h, c in zip(prompt_ids, want, hf, lc, strict=True):
+        for pos in range(len(ids) - 1, len(ids) + len(w) - 1):
+            top = np.argsort(h[pos])[-10:]
+            error = max(error, float(np.abs(h[pos][top] - c[pos][top]).max()))
+            if h[pos][top[-1]] - h[pos][top[-2]] >= CLEAR_LEAD:
+                clear += 1
+                agree += int(np.argmax(c[pos]) == top[-1])
+    assert error < Q8_ERROR, error  # a real fault (a norm, a rope, a layout) moves logits by far more
+    assert agree == clear and clear >= TOKENS // 2, (agree, clear)  # measured: 8 (SmolLM2) and 13 (Gemma 3) of 24
 
 
 def test_the_modelfile_template_renders_as_smollm2s_chat_template(trained_real, tmp_path):

@@ -195,13 +195,10 @@ def ingest(
 
 def search(project: Project, request: SearchRequest | None = None, **values: Any) -> tuple[SearchHit, ...]:
     """The best matching chunks for a query, ranked by BM25 (empty when nothing is ingested yet)."""
-    from ftstudio.knowledge.store import KnowledgeStore
+    from ftstudio.knowledge.store import search_store
 
     request = request_of(SearchRequest, request, values)
-    if not project.knowledge_db.exists():
-        return ()
-    with KnowledgeStore.open(project.knowledge_db) as store:
-        return tuple(store.search(request.query, request.k))
+    return tuple(search_store(project.knowledge_db, request.query, request.k))
 
 
 def check_model(

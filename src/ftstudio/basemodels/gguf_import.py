@@ -327,10 +327,11 @@ def import_gguf(spec: str, *, progress: ProgressFn | None = None) -> ImportResul
     gguf_dir.mkdir(parents=True, exist_ok=True)
     _sweep_partials(gguf_dir)
     work = Path(tempfile.mkdtemp(dir=gguf_dir, prefix=f".partial-{digest[:16]}-{os.getpid()}-"))
+    older = work.with_name(work.name + "-old")  # a partial's name: swept with them if this process dies
     try:
         record = _build_folder(source, info, digest, work, label, progress)
-        if folder.exists():  # an older import's folder: set aside, swept with the partials
-            os.rename(folder, work.with_name(work.name + "-old"))
+        if folder.exists():  # an older import's folder, set aside before the new one takes its name
+            os.rename(folder, older)
         try:
             os.rename(work, folder)
         except OSError:
@@ -338,7 +339,7 @@ def import_gguf(spec: str, *, progress: ProgressFn | None = None) -> ImportResul
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(work.with_name(work.name + "-old"), ignore_errors=True)
+        shutil.rmtree(older, ignore_errors=True)
     report(progress, "gguf-done", 1, 1, f"{label}: imported into {folder}", folder=str(folder), cached=False)
     return ImportResult(source.spec, source.kind, str(source.path), digest, folder, False, record)
 

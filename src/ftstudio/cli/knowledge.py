@@ -51,20 +51,17 @@ def docs(name: str, remove: tuple[str, ...], root: Path | None, json: bool) -> N
 def search(name: str, query: str, k: str, root: Path | None, json: bool) -> None:
     """Full-text search of the project's chunks: the best matches with their snippet and where they come from."""
     from ftstudio.errors import BadInput
-    from ftstudio.knowledge.store import KnowledgeStore
+    from ftstudio.knowledge.store import search_store
 
     # Read as text and checked here: any bad value, a huge number included, gets this one message (exit 2).
     if not (k.isascii() and k.isdigit() and 1 <= int(k) <= MAX_K):
         raise BadInput(f"-k {k!r}: must be a whole number from 1 to {MAX_K}", hint="for example -k 10")
     project = Project.open(name, root)
-    # The store itself, as `docs` and the studio's search read it: ftstudio.search checks the same through its
-    # request model, and importing pydantic for that would double this command's start-up.
+    # The search ftstudio.search runs, without its request model: importing pydantic to check a query and a number
+    # would double this command's start-up.
     if not query:
         raise BadInput("search: the query is empty", hint="nothing was started; give a few words to search for")
-    hits = []
-    if project.knowledge_db.exists():
-        with KnowledgeStore.open(project.knowledge_db) as store:
-            hits = store.search(query, int(k))
+    hits = search_store(project.knowledge_db, query, int(k))
     results = [
         {
             "chunk_id": h.chunk.id,

@@ -23,6 +23,7 @@ from ftstudio.cli.common import (
 )
 from ftstudio.project import Project
 from ftstudio.requests import ChatRequest, TrainRequest
+from ftstudio.train.launch_configs import KINDS
 from ftstudio.train.settings import TrainSettings
 
 
@@ -60,8 +61,8 @@ def _setting(name: str, kind: type | None = None) -> Any:
 @click.option(
     "--write-accelerate-config",
     metavar="KIND",
-    help="Write an `accelerate launch` config (ddp, fsdp, deepspeed-zero2, deepspeed-zero3) into the project's "
-    "accelerate/ folder, print the launch command, and stop.",
+    help=f"Write an `accelerate launch` config ({', '.join(KINDS)}) into the project's accelerate/ folder, print "
+    "the launch command, and stop.",
 )
 @click.option("--processes", default=2, help="Processes (devices) in the written accelerate config.")
 @set_option

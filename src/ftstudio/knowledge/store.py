@@ -687,3 +687,11 @@ class KnowledgeStore:
     def optimize(self) -> None:
         """Merge the full-text index's segments (faster search after a large ingest)."""
         self._db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+
+
+def search_store(path: Path, query: str, k: int = 5) -> list[SearchHit]:
+    """`KnowledgeStore.search` on the store file at `path`; no hits when nothing has been ingested (no file yet)."""
+    if not path.exists():
+        return []
+    with KnowledgeStore.open(path) as store:
+        return store.search(query, k)

@@ -86,12 +86,9 @@ def _prompt_ids_messages(formatter: Formatter, content: str) -> list[dict[str, s
 
 def retrieve(project: Project, question: str, k: int) -> list[tuple[int, str]]:
     """(id, text) of the `k` chunks the knowledge store's search ranks first for `question` (none without a store)."""
-    if not project.knowledge_db.exists():
-        return []
-    from ftstudio.knowledge.store import KnowledgeStore
+    from ftstudio.knowledge.store import search_store
 
-    with KnowledgeStore.open(project.knowledge_db) as store:
-        return [(hit.chunk.id, hit.chunk.text) for hit in store.search(question, k)]
+    return [(hit.chunk.id, hit.chunk.text) for hit in search_store(project.knowledge_db, question, k)]
 
 
 def answer_all(

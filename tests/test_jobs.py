@@ -10,6 +10,7 @@ import time
 import pytest
 
 from ftstudio.errors import BadInput
+from ftstudio.fsutil import time_sorted_name
 from ftstudio.jobs import JobRegistry, job_argv
 from ftstudio.project import Project
 from ftstudio.requests import (
@@ -79,6 +80,18 @@ def test_training_takes_the_machine_across_projects(workspace, project):
     with pytest.raises(BadInput, match="one training runs at a time"):
         jobs.start("other", TrainRequest(base_model="some/model"))
     jobs.wait("demo", first.id, timeout=180)
+
+
+def test_the_newest_job_is_the_one_started_last(workspace, project):
+    jobs = JobRegistry(workspace)
+    # A job that fails at once and the next one often share a second: the newest must still be the second.
+    first = jobs.start("demo", TrainRequest(base_model="some/model"))
+    assert jobs.wait("demo", first.id, timeout=180).status == "failed"
+    second = jobs.start("demo", TrainRequest(base_model="some/model"))
+    assert jobs.latest("demo", "train").id == second.id
+    jobs.wait("demo", second.id, timeout=180)
+    names = [time_sorted_name("train") for _ in range(500)]  # many to a millisecond
+    assert sorted(names) == names and len(set(names)) == 500
 
 
 def test_a_new_process_reattaches_to_a_job_whose_starter_has_gone(workspace, project, tmp_path):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -37,7 +36,7 @@ from typing import Any, Literal
 import psutil
 
 from ftstudio.errors import BadInput, NotFound, error_message
-from ftstudio.fsutil import atomic_write_text
+from ftstudio.fsutil import atomic_write_text, time_sorted_name
 from ftstudio.progress import Event, parse_event_line
 from ftstudio.project import Project
 from ftstudio.requests import Request
@@ -105,10 +104,6 @@ def _job_dir(project: Project) -> Path:
 def _slug(command: str) -> str:
     """A command as one word, for ids and element names (`models use` -> `models-use`)."""
     return command.replace(" ", "-")
-
-
-def _new_id(command: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(command)}-{secrets.token_hex(2)}"
 
 
 def _alive(state: JobState) -> bool:
@@ -315,7 +310,7 @@ class JobRegistry:
             reason = self.conflict(project, command)
             if reason:
                 raise BadInput(reason, hint="the running job shows in its tab with a Stop button")
-            job_id = _new_id(command)
+            job_id = time_sorted_name(_slug(command))
             job = Job(proj, job_id)
             job.state_path.parent.mkdir(parents=True, exist_ok=True)
             full_env = {**os.environ, **(env or {}), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}

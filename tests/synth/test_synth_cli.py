@@ -161,7 +161,10 @@ def test_data_validates_summarises_imports_and_exports(cli, grounded, workspace,
     assert stats.code == 0, stats.stderr
     s = stats.json()
     assert s["examples"] == 6 and s["bad_lines"] == [] and s["duplicates"] == {"exact": 0, "near": 0}
-    assert s["coverage"]["chunks"] == 12 and s["coverage"]["chunks_used"] == 2
+    # At 3 pairs a chunk, 6 pairs use at least 2 chunks; more where a chunk's question is a near-duplicate of one
+    # already written (the chunks are drawn in a new order each run).
+    used = {c for line in project.sft_data.read_text().splitlines() for c in json.loads(line)["meta"]["chunk_ids"]}
+    assert s["coverage"]["chunks"] == 12 and s["coverage"]["chunks_used"] == len(used) >= 2
 
     sharegpt = workspace / "mine.jsonl"
     sharegpt.write_text(

@@ -39,12 +39,16 @@ save_option = click.option(
 )
 
 
-def setting_help(model: "type[BaseModel]", field: str) -> str:
-    """An option's help is its setting's own description and default (one source of truth: the stage's model),
-    the default written as click writes the other options' ones (their own default is None: unset = the project's)."""
+def setting_help(model: "type[BaseModel]", field: str, more: str = "") -> str:
+    """An option's help is its setting's own description (then `more`) and default (one source of truth: the
+    stage's model), the default written last as click writes the other options' ones (their own default is None:
+    unset = the project's); a list default as it is typed, comma-separated."""
     info = model.model_fields[field]
-    default = "" if info.default is None else f"  [default: {info.default}]"
-    return (info.description or "") + default
+    value = info.default
+    if isinstance(value, list | tuple):
+        value = ", ".join(map(str, value))
+    default = "" if value is None else f"  [default: {value}]"
+    return " ".join(filter(None, (info.description, more))) + default
 
 
 def first_paragraph(help: str | None) -> str:

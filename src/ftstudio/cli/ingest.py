@@ -21,15 +21,14 @@ from ftstudio.cli.common import (
     root_option,
     save_option,
     set_option,
+    setting_help,
 )
 from ftstudio.knowledge.settings import KnowledgeSettings
 from ftstudio.project import Project
 
-_FIELDS = KnowledgeSettings.model_fields
-
 
 def _setting_help(name: str) -> str:
-    return f"{_FIELDS[name].description} Default: the project's setting ({_FIELDS[name].default} unless changed)."
+    return setting_help(KnowledgeSettings, name)
 
 
 @click.command("ingest")

@@ -24,8 +24,8 @@ from ftstudio.requests import GenerateRequest
 from ftstudio.synth.settings import ProviderName, SynthSettings
 
 
-def _help(field: str) -> str:
-    return setting_help(SynthSettings, field)
+def _help(field: str, more: str = "") -> str:
+    return setting_help(SynthSettings, field, more)
 
 
 def _request_help(field: str) -> str:
@@ -37,7 +37,7 @@ def provider_option(default: str | None):
         "--provider",
         type=click.Choice(get_args(ProviderName)),
         default=default,
-        help=_help("provider") + " openai: any OpenAI-compatible server.",
+        help=_help("provider", "openai: any OpenAI-compatible server."),
     )
 
 
@@ -87,7 +87,7 @@ def helpers(provider: str, base_url: str | None, root: Path | None, json: bool) 
 @click.option("--judge/--no-judge", default=None, help=_help("judge"))
 @click.option(
     "--question-types",
-    help=_help("question_types") + " Comma-separated: fact,explanation,procedure,comparison,numeric.",
+    help=_help("question_types", "Comma-separated."),
 )
 @click.option("--paraphrases", type=int, help=_help("paraphrases"))
 @click.option("--followups/--no-followups", default=None, help=_help("followups"))

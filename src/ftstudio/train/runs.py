@@ -1,20 +1,19 @@
 """Training runs on disk: `runs/<run-id>/` with run.json, metrics.jsonl, checkpoints, adapter/ and eval.json.
 
-Run ids sort by time (`20261125-031500-a1b2`). run.json is a `RunRecord`, rewritten atomically at every state
-change, so a reader (the UI, `ftstudio export`) always sees a whole document.
+Run ids sort by time (`20261125-031500-123-a1b2`, see `time_sorted_name`). run.json is a `RunRecord`, rewritten
+atomically at every state change, so a reader (the UI, `ftstudio export`) always sees a whole document.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ftstudio.errors import NotFound
-from ftstudio.fsutil import atomic_write_text
+from ftstudio.fsutil import atomic_write_text, time_sorted_name
 from ftstudio.project import Project
 from ftstudio.train.settings import TrainSettings
 
@@ -22,7 +21,7 @@ STATUSES = ("running", "completed", "stopped", "failed")
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    return time_sorted_name()
 
 
 def now_iso() -> str:

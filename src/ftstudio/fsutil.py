@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 _last_ms = 0
 _last_lock = threading.Lock()
 

@@ -5,8 +5,8 @@ Run (the example's workspace is set up first; a baseline checkout's `src` to com
 
 Sides, interleaved each round (the machine's load drifts): `closed` (the studio serves, no page is open),
 `baseline` and `current` (the studio from that source, its page open in headless Chromium on the Train tab). Each
-side starts the same training job on the example's SmolLM2-135M (`--steps` optimizer steps, no answers compared, no
-card) through the workspace's job registry, which the page polls as it would one started by its button. Per side:
+side starts the same training job on the example's SmolLM2-135M (`--steps` optimizer steps, no answers compared)
+through the workspace's job registry, which the page polls as it would one started by its button. Printed per side:
 the median training tokens/s of the steps after the first (from the run's metrics.jsonl), the job's wall time, and
 the CPU seconds the studio server and the browser used while the job ran; then each page's speed as a ratio of
 `closed`, and current against baseline.
@@ -131,8 +131,8 @@ def main() -> None:
     from ftstudio.example import ensure_example
 
     root = Path(tempfile.mkdtemp(prefix="studio-poll-"))
-    ensure_example(root).eval_set.unlink()  # no report card after each run: the steps are what is measured
-    results: dict[str, list[dict]] = {"closed": [], "current": [], "baseline": []}
+    ensure_example(root)
+    results: dict[str, list[dict]] = {"closed": [], "baseline": [], "current": []}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium") or None, args=["--no-sandbox"])
         for r in range(args.rounds):

@@ -62,20 +62,6 @@ def test_the_loss_plot_axes_reach_beyond_every_point():
     assert flat["y_lim"][0] < 2.0 < flat["y_lim"][1]
 
 
-def test_the_loss_plot_title_tells_the_time_taken_and_left():
-    import time
-
-    from ftstudio.ui.tabs.train import timing
-
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
-    shown = timing({"started_at": started, "status": "running", "total_steps": 16}, 4)
-    # 60 s for 4 steps: 12 steps left take 3 minutes (a second either way for the clock's tick).
-    assert shown.startswith(" · elapsed 1:0") and " · ETA 3:0" in shown, shown
-    ended = timing({"started_at": started, "finished_at": started, "status": "completed", "total_steps": 16}, 16)
-    assert ended == " · elapsed 0:00"
-    assert timing({"status": "running"}, 4) == ""  # no start time: nothing made up
-
-
 def test_a_run_the_documents_cannot_fill_reads_partly_done_in_the_tabs_own_words():
     from ftstudio.synth.state import STOP_REASONS
     from ftstudio.ui.tabs.generate import result_summary

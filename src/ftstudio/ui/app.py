@@ -1,7 +1,7 @@
 """The studio's page: the project bar on top, then one tab per pipeline step (`ftstudio ui`).
 
-Every tab is a module in `ftstudio.ui.tabs` with `build(ctx)`; they share the project dropdown, one poller (a
-timer event) that follows background jobs, and the job registry of the workspace.
+Every tab is a module in `ftstudio.ui.tabs` with `build(ctx)`; they share the project dropdown, one timer that
+polls background jobs, and the job registry of the workspace.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import gradio as gr
 
 from ftstudio.jobs import JobRegistry, registry
 from ftstudio.project import resolve_root
-from ftstudio.ui.common import Poller
 from ftstudio.ui.tabs import basemodel, chat, export, generate, knowledge, project_bar, train
 
-# Seconds between the page's checks on its jobs. Every check costs the browser a pass over the page; on a 2-core
-# machine 1 s took about a fifth of a core from the training it shows, 2 s about half that (docs/benchmarks.md).
-POLL_S = 2.0
+POLL_S = 1.0
 TABS = (
     ("1 Knowledge", knowledge),
     ("2 Base model", basemodel),
@@ -41,7 +38,7 @@ class Context:
     registry: JobRegistry
     demo: gr.Blocks
     project: gr.Dropdown
-    poller: Poller
+    timer: gr.Timer
     tab: gr.Tab | None = None  # the tab being built: its `select` refreshes what it shows
 
 
@@ -52,13 +49,13 @@ def build_app(root: Path | str | None = None) -> gr.Blocks:
     with gr.Blocks(title="ftstudio", analytics_enabled=False) as demo:
         gr.Markdown("# ftstudio\nYour documents → a fine-tuned model, on this machine.")
         project, _ = project_bar.build(root, demo)
-        ctx = Context(root, registry(root), demo, project, Poller(POLL_S))
+        timer = gr.Timer(POLL_S)
+        ctx = Context(root, registry(root), demo, project, timer)
         with gr.Tabs():
             for label, module in TABS:
                 with gr.Tab(label, id=module.__name__.rsplit(".", 1)[-1]) as tab:
                     ctx.tab = tab
                     module.build(ctx)
-        ctx.poller.wire()
     return demo
 
 

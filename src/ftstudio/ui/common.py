@@ -8,7 +8,6 @@ constraints, value from the project's settings, whose defaults are the model's):
 from __future__ import annotations
 
 import html
-import logging
 import re
 import shutil
 import time
@@ -299,52 +298,11 @@ def job_summary(registry: JobRegistry, state: JobState | None, result_summary=No
     return "\n\n".join(lines)
 
 
-def _no_change(value: Any) -> bool:
-    return isinstance(value, dict) and value == {"__type__": "update"}
-
-
-class Poller:
-    """One timer event a tick for the whole page, however many panels follow jobs.
-
-    Each event costs the browser a round trip and a pass over the page whether or not a value changed: measured on
-    the 2-core machine, eight timer events a second (one per panel) kept headless Chromium at 0.8-1 core, and a
-    training run beside it at a tenth of its speed (docs/benchmarks.md). Handlers are added with their inputs and
-    outputs and run in order in the one event; a component two handlers update takes the last real update."""
-
-    def __init__(self, seconds: float):
-        self.timer = gr.Timer(seconds)
-        self.handlers: list[tuple[Any, list, list]] = []
-
-    def add(self, fn, inputs: list, outputs: list) -> None:
-        self.handlers.append((fn, list(inputs), list(outputs)))
-
-    def wire(self) -> None:
-        inputs = list({id(c): c for _, ins, _ in self.handlers for c in ins}.values())
-        outputs = list({id(c): c for _, _, outs in self.handlers for c in outs}.values())
-        at_in = {id(c): i for i, c in enumerate(inputs)}
-        at_out = {id(c): i for i, c in enumerate(outputs)}
-
-        def tick(*values):
-            merged = [gr.update()] * len(outputs)
-            for fn, ins, outs in self.handlers:
-                try:
-                    results = fn(*(values[at_in[id(c)]] for c in ins))
-                except Exception:  # one panel's fault must not stop the others from following their jobs
-                    logging.getLogger(__name__).exception("refreshing %s failed", getattr(fn, "__qualname__", fn))
-                    continue
-                for c, value in zip(outs, results, strict=True):
-                    if not _no_change(value):
-                        merged[at_out[id(c)]] = value
-            return merged
-
-        self.timer.tick(tick, inputs, outputs, show_progress="hidden")
-
-
 class JobPanel:
     """Status, progress, the command line, the log and a Stop button for one kind of job in one tab.
 
-    The page's poller calls `refresh`; when it sees a job that ended and that this page has not yet shown, it also
-    calls the tab's `on_finish(project, job_id)` so the tab reloads what the job produced (a page reload does too).
+    A timer calls `refresh`; when it sees a job that ended and that this page has not yet shown, it also calls the
+    tab's `on_finish(project, job_id)` so the tab reloads what the job produced (a reload of the page does too).
     A tick that finds nothing new (same job, status and log length as last shown) sends no values: the browser then
     redraws nothing, which on a small machine leaves the cores to the job itself.
     """
@@ -397,7 +355,7 @@ class JobPanel:
             return [*panel, seen if state.running else state.id, mark, *nothing]
         return [*panel, state.id, mark, *on_finish(project_name, state.id)]
 
-    def wire(self, poller: Poller, project: gr.Dropdown, on_finish=None, finish_outputs: list | None = None) -> None:
+    def wire(self, timer: gr.Timer, project: gr.Dropdown, on_finish=None, finish_outputs: list | None = None) -> None:
         finish_outputs = finish_outputs or []
 
         def refresh(project_name, seen, shown):
@@ -411,7 +369,7 @@ class JobPanel:
             return job_summary(self.registry, self.registry.get(project_name, state.id), self.result_summary)
 
         outputs = [self.status, self.cli, self.log, self.stop, self.seen, self.shown, *finish_outputs]
-        poller.add(refresh, [project, self.seen, self.shown], outputs)
+        timer.tick(refresh, [project, self.seen, self.shown], outputs, show_progress="hidden")
         self.stop.click(do_stop, [project], [self.status], api_name=f"stop_{self.slug.replace('-', '_')}")
 
 

@@ -175,7 +175,7 @@ def build(ctx) -> None:
         note = f"Current base model: `{saved}`" if saved else "No base model chosen yet."
         return render_saved(result), note
 
-    panel.wire(ctx.poller, ctx.project, after_job, [verdict, current])
+    panel.wire(ctx.timer, ctx.project, after_job, [verdict, current])
 
     def catalog_api(project_name: str) -> list[list]:
         """The catalog rows with this machine's verdicts for the project's training settings."""

@@ -202,5 +202,4 @@ def build(ctx) -> None:
                    outputs[len(inputs) :])  # the runs and files only: the form keeps what was typed  # fmt: skip
     reload_files.click(load, [ctx.project], outputs, api_name="export_files")
     start.click(run_export, preview_inputs, [started], api_name="export")
-    shown = [verdict, verification, run, table, downloads, modelfile, ollama_cmd]
-    panel.wire(ctx.poller, ctx.project, after_job, shown)
+    panel.wire(ctx.timer, ctx.project, after_job, [verdict, verification, run, table, downloads, modelfile, ollama_cmd])

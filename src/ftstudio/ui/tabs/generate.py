@@ -393,8 +393,8 @@ def build(ctx) -> None:
         # Results only: the settings and connection the user may be editing stay as they are.
         return data_view(open_project(root, project_name))
 
-    panel.wire(ctx.poller, ctx.project, after_job, [summary, table, download, eval_note])
-    eval_panel.wire(ctx.poller, ctx.project, after_job, [summary, table, download, eval_note])
+    panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
+    eval_panel.wire(ctx.timer, ctx.project, after_job, [summary, table, download, eval_note])
     make_eval.click(
         run_make_eval,
         [ctx.project, provider, base_url, model, api_key, eval_count, eval_fresh, *eval_inputs],

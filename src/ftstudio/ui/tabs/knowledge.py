@@ -199,7 +199,7 @@ def build(ctx) -> None:
     ctx.demo.load(load, [ctx.project], [*inputs, docs, to_remove])
     ctx.tab.select(lambda name: load(name)[len(inputs) :], [ctx.project], [docs, to_remove])
     ingest.click(run_ingest, preview_inputs, [started], api_name="ingest")
-    panel.wire(ctx.poller, ctx.project, after_job, [per_file, docs, to_remove])
+    panel.wire(ctx.timer, ctx.project, after_job, [per_file, docs, to_remove])
     reload_docs.click(load, [ctx.project], [*inputs, docs, to_remove], api_name="documents")
     to_remove.change(lambda p: gr.update(interactive=bool(p)), [to_remove], [remove], queue=False)
     remove.click(do_remove, [ctx.project, to_remove], [removed, docs, to_remove], api_name="remove_document")

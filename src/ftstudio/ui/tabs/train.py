@@ -468,9 +468,10 @@ def build(ctx) -> None:
         kept = [gr.update()] * len(inputs)
         return [*kept, *load(project_name)[len(inputs) :], probe_view(project_name, job_id)]
 
-    panel.wire(ctx.poller, ctx.project, after_job, [*outputs, probe_note])
+    panel.wire(ctx.timer, ctx.project, after_job, [*outputs, probe_note])
     live_shown = gr.State(None)
-    ctx.poller.add(live, [ctx.project, live_shown], [shown_run, plot, runs, start, live_shown])
+    ctx.timer.tick(live, [ctx.project, live_shown], [shown_run, plot, runs, start, live_shown],
+                   show_progress="hidden")  # fmt: skip
     shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison, card_md])
     evaluate.click(run_eval, [ctx.project, shown_run, judge_model], [card_started], api_name="make_card")
 
@@ -480,7 +481,7 @@ def build(ctx) -> None:
         run_id = (state.result or {}).get("run") if isinstance(state.result, dict) else None
         return card_view(project, run_id), card_plot_update(project)
 
-    card_panel.wire(ctx.poller, ctx.project, after_card, [card_md, card_plot])
+    card_panel.wire(ctx.timer, ctx.project, after_card, [card_md, card_plot])
     show_mask.click(do_mask, [ctx.project, example_line, *inputs], [mask, mask_note], api_name="train_mask")
     probe.click(do_probe, preview_inputs, [started], api_name="train_probe")
 

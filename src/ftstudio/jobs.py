@@ -165,13 +165,6 @@ class Job:
     def write(self, state: JobState) -> None:
         atomic_write_text(self.state_path, json.dumps(asdict(state), ensure_ascii=False, default=str))
 
-    def log_size(self) -> int:
-        """Bytes in the log so far: grows with every event and line, so a reader can tell "nothing new" cheaply."""
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
     def events(self) -> list[Event]:
         """Every progress event the job has reported so far, in order."""
         return [e for e in map(parse_event_line, self._log_lines()) if e is not None]

@@ -158,13 +158,6 @@ class Run:
         found = [p for p in self.path.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
         return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
-    def metrics_size(self) -> int:
-        """Bytes in metrics.jsonl so far (it only grows while the run trains): "a new point?" without reading it."""
-        try:
-            return self.metrics_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
     def metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []

@@ -303,8 +303,6 @@ class JobPanel:
 
     A timer calls `refresh`; when it sees a job that ended and that this page has not yet shown, it also calls the
     tab's `on_finish(project, job_id)` so the tab reloads what the job produced (a reload of the page does too).
-    A tick that finds nothing new (same job, status and log length as last shown) sends no values: the browser then
-    redraws nothing, which on a small machine leaves the cores to the job itself.
     """
 
     def __init__(self, registry: JobRegistry, command: str, result_summary=None):
@@ -320,8 +318,7 @@ class JobPanel:
                 self.stop = gr.Button("Stop", variant="stop", scale=0, min_width=120, interactive=False, visible=False)
             with gr.Accordion("Log", open=False):
                 self.log = gr.Textbox(show_label=False, lines=8, max_lines=16, autoscroll=True, interactive=False)
-        self.seen = gr.State(None)  # the ended job whose results this page has loaded
-        self.shown = gr.State(None)  # what the panel shows now (see `mark`)
+        self.seen = gr.State(None)
 
     def state(self, project: str | None) -> JobState | None:
         if not project:
@@ -331,35 +328,20 @@ class JobPanel:
         except FtError:
             return None
 
-    def mark(self, project: str | None, state: JobState | None) -> tuple | None:
-        """What the panel's content depends on: it changes whenever there is something new to show."""
-        if state is None:
-            return (project,)
-        size = self.registry.job(state.project, state.id).log_size()
-        return (project, state.id, state.status, state.stop_requested, size)
-
-    def refresh(self, project_name: str | None, seen: str | None, shown: tuple | None, on_finish=None, n_finish=0):
-        """The timer's update: [status, cli, log, stop, seen, shown, *what on_finish returns]; all empty updates
-        (the browser redraws nothing) when the mark equals `shown`."""
-        state = self.state(project_name)
-        mark = self.mark(project_name, state)
-        nothing = [gr.update()] * n_finish
-        if mark == shown:
-            return [gr.update()] * 4 + [seen, shown, *nothing]
-        if state is None:
-            return ["No job yet.", "", "", gr.update(interactive=False, visible=False), None, mark, *nothing]
-        log = self.registry.job(project_name, state.id).log_text()
-        summary = job_summary(self.registry, state, self.result_summary)
-        panel = [summary, state.cli, log, gr.update(interactive=state.running, visible=state.running)]
-        if state.running or state.id == seen or on_finish is None:
-            return [*panel, seen if state.running else state.id, mark, *nothing]
-        return [*panel, state.id, mark, *on_finish(project_name, state.id)]
-
     def wire(self, timer: gr.Timer, project: gr.Dropdown, on_finish=None, finish_outputs: list | None = None) -> None:
         finish_outputs = finish_outputs or []
 
-        def refresh(project_name, seen, shown):
-            return self.refresh(project_name, seen, shown, on_finish, len(finish_outputs))
+        def refresh(project_name, seen):
+            state = self.state(project_name)
+            nothing = [gr.update()] * len(finish_outputs)
+            if state is None:
+                return ["No job yet.", "", "", gr.update(interactive=False, visible=False), None, *nothing]
+            log = self.registry.job(project_name, state.id).log_text()
+            summary = job_summary(self.registry, state, self.result_summary)
+            panel = [summary, state.cli, log, gr.update(interactive=state.running, visible=state.running)]
+            if state.running or state.id == seen or on_finish is None:
+                return [*panel, seen if state.running else state.id, *nothing]
+            return [*panel, state.id, *on_finish(project_name, state.id)]
 
         def do_stop(project_name):
             state = self.registry.active(project_name, self.command) if project_name else None
@@ -368,8 +350,8 @@ class JobPanel:
             self.registry.stop(project_name, state.id)
             return job_summary(self.registry, self.registry.get(project_name, state.id), self.result_summary)
 
-        outputs = [self.status, self.cli, self.log, self.stop, self.seen, self.shown, *finish_outputs]
-        timer.tick(refresh, [project, self.seen, self.shown], outputs, show_progress="hidden")
+        outputs = [self.status, self.cli, self.log, self.stop, self.seen, *finish_outputs]
+        timer.tick(refresh, [project, self.seen], outputs, show_progress="hidden")
         self.stop.click(do_stop, [project], [self.status], api_name=f"stop_{self.slug.replace('-', '_')}")
 
 

@@ -366,29 +366,22 @@ def build(ctx) -> None:
             return f"⚠ Not started: {describe(exc)}"
         return start_request(registry, project_name, request)
 
-    def live(project_name, shown):
-        """While training runs, follow the newest run; otherwise leave the plot alone. Only a new point, a new run
-        or a changed status is sent: a plot redrawn every second costs the browser more than the job can spare."""
-        unchanged = [gr.update()] * 4
+    def live(project_name, run_id):
+        """While training runs, follow the newest run; otherwise leave the plot alone."""
         if not project_name:
-            return [*unchanged, shown]
+            return gr.update(), gr.update(), gr.update(), gr.update()
         try:
             active = registry.active(project_name, "train")
         except FtError:
-            return [*unchanged, shown]
+            return gr.update(), gr.update(), gr.update(), gr.update()
         if active is None:
-            mark = (project_name, None)
-            return [*unchanged[:3], gr.update(interactive=True), mark] if mark != shown else [*unchanged, shown]
+            return gr.update(), gr.update(), gr.update(), gr.update(interactive=True)
         project = open_project(root, project_name)
         all_runs = _runs(project)
-        newest = all_runs[-1] if all_runs else None
-        mark = (project_name, active.id, newest and (newest.id, newest.info.get("status"), newest.metrics_size()))
-        if mark == shown:
-            return [*unchanged, shown]
+        newest = all_runs[-1].id if all_runs else None
         ids = [r.id for r in reversed(all_runs)]
-        newest_id = newest.id if newest else None
-        followed = gr.update(choices=ids, value=newest_id)
-        return followed, plot_update(project, newest_id), runs_table(project), gr.update(interactive=False), mark
+        running = gr.update(interactive=False)
+        return gr.update(choices=ids, value=newest), plot_update(project, newest), runs_table(project), running
 
     def do_mask(project_name, line, *values):
         project = open_project(root, project_name)
@@ -469,9 +462,7 @@ def build(ctx) -> None:
         return [*kept, *load(project_name)[len(inputs) :], probe_view(project_name, job_id)]
 
     panel.wire(ctx.timer, ctx.project, after_job, [*outputs, probe_note])
-    live_shown = gr.State(None)
-    ctx.timer.tick(live, [ctx.project, live_shown], [shown_run, plot, runs, start, live_shown],
-                   show_progress="hidden")  # fmt: skip
+    ctx.timer.tick(live, [ctx.project, shown_run], [shown_run, plot, runs, start], show_progress="hidden")
     shown_run.input(show_run, [ctx.project, shown_run], [plot, comparison, card_md])
     evaluate.click(run_eval, [ctx.project, shown_run, judge_model], [card_started], api_name="make_card")
 

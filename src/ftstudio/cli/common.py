@@ -42,7 +42,7 @@ save_option = click.option(
 def setting_help(model: "type[BaseModel]", field: str, more: str = "") -> str:
     """An option's help is its setting's own description (then `more`) and default (one source of truth: the
     stage's model), the default written last as click writes the other options' ones (their own default is None:
-    unset = the project's); a list default as it is typed, comma-separated."""
+    unset = the project's); a list default shown comma-separated."""
     info = model.model_fields[field]
     value = info.default
     if isinstance(value, list | tuple):
